@@ -1,0 +1,3 @@
+from sandhaven.cli.main import main
+
+raise SystemExit(main())

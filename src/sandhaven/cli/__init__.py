@@ -1,0 +1,1 @@
+"""The ``sandhaven`` command line: one module per group of subcommands."""
