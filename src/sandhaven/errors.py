@@ -9,10 +9,19 @@ and one in the API turn them into pages or JSON, and the CLI into an exit code.
     ├── MailError                  the SMTP server refused or cannot be reached (502)
     └── RequestError               the caller's fault (400)
         ├── InvalidInput           malformed field or body (400 / 422)
+        │   ├── KeyFileError       app signing key file missing, unsafe or unreadable (exit 10)
+        │   └── PackageError       a .spk file or package source is rejected (exit 11)
+        │       ├── BadFormat      not a .spk, wrong version, truncated, lengths disagree (exit 12)
+        │       ├── BadSignature   the Ed25519 signature does not verify (exit 13)
+        │       ├── InvalidManifest  missing or invalid manifest / package definition (422, exit 14)
+        │       ├── UnsafeEntry    unsafe name, type, mode or link in the archive (exit 15)
+        │       └── PackageTooLarge  past a package limit (413, exit 16)
         ├── NotAuthenticated       no or bad credentials (401)
         ├── Forbidden              authenticated, not allowed (403)
         ├── NotFound               no such thing, or not visible to the caller (404)
         ├── Conflict               clashes with existing state (409)
+        │   ├── NotNewer           the app already has this or a higher version (exit 17)
+        │   └── PackageInUse       grains still use the package (exit 18)
         ├── Gone                   existed once, used or expired (410)
         ├── PayloadTooLarge        body past the limit (413)
         └── RateLimited            too many attempts (429)
@@ -100,3 +109,50 @@ class PayloadTooLarge(RequestError):
 class RateLimited(RequestError):
     status = 429
     code = "rate_limited"
+
+
+class KeyFileError(InvalidInput):
+    exit_code = 10
+    code = "key_file"
+
+
+class PackageError(InvalidInput):
+    exit_code = 11
+    code = "invalid_package"
+
+
+class BadFormat(PackageError):
+    exit_code = 12
+    code = "package_format"
+
+
+class BadSignature(PackageError):
+    exit_code = 13
+    code = "package_signature"
+
+
+class InvalidManifest(PackageError):
+    status = 422
+    exit_code = 14
+    code = "invalid_manifest"
+
+
+class UnsafeEntry(PackageError):
+    exit_code = 15
+    code = "unsafe_entry"
+
+
+class PackageTooLarge(PackageError):
+    status = 413
+    exit_code = 16
+    code = "package_too_large"
+
+
+class NotNewer(Conflict):
+    exit_code = 17
+    code = "not_newer"
+
+
+class PackageInUse(Conflict):
+    exit_code = 18
+    code = "package_in_use"
