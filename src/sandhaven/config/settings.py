@@ -352,9 +352,7 @@ def load_settings(
     for name, value in (overrides or {}).items():
         if value is not None:
             raw[name] = (value, f"flag {BY_NAME[name].flag}")
-    values = {name: _validate(BY_NAME[name], value, source) for name, (value, source) in raw.items()}
-    if values["signup_policy"] not in ("invite", "open"):  # pragma: no cover - parse guarantees
-        raise ConfigError("Setting 'signup_policy' is invalid.")
+    values = {name: _validate(BY_NAME[name], value, src) for name, (value, src) in raw.items()}
     return Settings(values)
 
 

@@ -1,0 +1,116 @@
+"""Request and response bodies of ``/api/v1`` (pydantic models, so the OpenAPI
+description is generated from the same code that validates)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Me(BaseModel):
+    id: str
+    email: str
+    name: str
+    is_admin: bool
+    handle: str
+    picture_url: str
+    pronouns: str
+
+
+class ProfilePatch(Strict):
+    name: str | None = Field(None, max_length=200)
+    handle: str | None = Field(None, max_length=64)
+    picture_url: str | None = Field(None, max_length=2000)
+    pronouns: str | None = Field(None, max_length=16)
+
+
+class User(BaseModel):
+    id: str
+    email: str
+    name: str
+    is_admin: bool
+    suspended: bool
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+class UserCreate(Strict):
+    email: str = Field(max_length=320)
+    name: str = Field(max_length=200)
+    is_admin: bool = False
+
+
+class UserPatch(Strict):
+    is_admin: bool | None = None
+    suspended: bool | None = None
+
+
+class TokenCreate(Strict):
+    label: str = Field("", max_length=200)
+
+
+class Token(BaseModel):
+    id: int
+    label: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+class TokenCreated(Token):
+    token: str
+
+
+class InviteCreate(Strict):
+    email: str | None = Field(None, max_length=320)
+    note: str = Field("", max_length=200)
+
+
+class Invite(BaseModel):
+    id: int
+    email: str | None
+    note: str
+    created_at: datetime
+    expires_at: datetime
+    state: str
+
+
+class InviteCreated(Invite):
+    url: str
+
+
+class ServerSettings(BaseModel):
+    signup_policy: str
+    smtp_host: str
+    smtp_port: int
+    smtp_security: str
+    smtp_user: str
+    smtp_from_address: str
+    smtp_password_set: bool
+
+
+class ServerSettingsPatch(Strict):
+    signup_policy: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int | None = None
+    smtp_security: str | None = None
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from_address: str | None = None
+
+
+class LoginRequest(Strict):
+    email: str = Field(max_length=320)
+
+
+class Error(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: Error

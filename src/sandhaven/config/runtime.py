@@ -1,0 +1,66 @@
+"""Settings an admin changes in the shell (SMTP, signup policy), kept in the store.
+
+The settings table gives each such setting its starting value; a value saved by
+an admin in the store overrides it until cleared. Only settings marked
+``admin_editable`` in the table can be saved this way.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+
+from sandhaven.config.settings import BY_NAME, Settings, _validate
+from sandhaven.errors import InvalidInput
+from sandhaven.store import Store, utcnow
+from sandhaven.store.models import ServerSetting
+
+
+class RuntimeSettings:
+    """The effective settings: the loaded :class:`Settings` plus admin overrides."""
+
+    def __init__(self, store: Store, base: Settings) -> None:
+        self.store = store
+        self.base = base
+
+    def _overrides(self) -> dict[str, Any]:
+        with self.store.session() as s:
+            rows = s.scalars(select(ServerSetting)).all()
+            return {r.name: json.loads(r.value) for r in rows if r.name in BY_NAME}
+
+    def get(self, name: str) -> Any:
+        """The effective value of one setting."""
+        return self.effective().get(name)
+
+    def effective(self) -> Settings:
+        values = dict(self.base.values)
+        for name, raw in self._overrides().items():
+            values[name] = BY_NAME[name].parse(raw)
+        return Settings(values)
+
+    def save(self, changes: dict[str, Any]) -> None:
+        """Validate and store admin changes; all or nothing.
+
+        Raises InvalidInput naming the setting and the problem for any bad value
+        or a setting that cannot be changed here.
+        """
+        parsed: dict[str, Any] = {}
+        for name, raw in changes.items():
+            setting = BY_NAME.get(name)
+            if setting is None or not setting.admin_editable:
+                raise InvalidInput(f"Setting '{name}' cannot be changed in the admin pages.")
+            try:
+                value = _validate(setting, raw, "admin page")
+            except Exception as exc:  # ConfigError: re-raise as a request error
+                raise InvalidInput(str(exc)) from None
+            parsed[name] = value
+        with self.store.session() as s:
+            for name, value in parsed.items():
+                row = s.get(ServerSetting, name)
+                encoded = json.dumps(str(value) if name == "smtp.password" else value)
+                if row is None:
+                    s.add(ServerSetting(name=name, value=encoded, updated_at=utcnow()))
+                else:
+                    row.value, row.updated_at = encoded, utcnow()

@@ -1,0 +1,161 @@
+"""The composition root: builds one server's parts and serves them.
+
+``build_app(services)`` gives the whole ASGI app: host routing in front (shell
+host; every other host gets a plain 404 until the gateway serves session and
+API hosts), an access log that never records query strings, then the shell.
+``serve(settings)`` runs it under uvicorn until SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import structlog
+import uvicorn
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sandhaven import logs
+from sandhaven.config import Settings
+from sandhaven.errors import AlreadyRunning, ConfigError
+from sandhaven.identity.setup import SETUP_MINUTES
+from sandhaven.services import Services
+from sandhaven.shell.app import create_shell
+
+log = structlog.get_logger("sandhaven.server")
+
+
+class AccessLog:
+    """One log event per request: method, host, path (never the query string, which
+    may carry a token), status, duration in milliseconds."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 0
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            log.info("request", method=scope["method"], path=scope["path"], status=status,
+                     host=Headers(scope=scope).get("host", "")[:200],
+                     ms=round((time.perf_counter() - start) * 1000, 1))
+
+
+class HostRouter:
+    """Sends requests for the shell host to the shell; any other host gets a plain 404."""
+
+    def __init__(self, shell: ASGIApp, settings: Settings, others: ASGIApp | None = None) -> None:
+        self.shell = shell
+        self.others = others
+        self.shell_host = urlsplit(settings.base_url).netloc.lower()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.shell(scope, receive, send)
+            return
+        host = Headers(scope=scope).get("host", "").lower()
+        if host == self.shell_host or host == self.shell_host.removesuffix(":80"):
+            await self.shell(scope, receive, send)
+        elif self.others is not None:
+            await self.others(scope, receive, send)
+        elif scope["type"] == "http":
+            body = b"<!doctype html><title>Not found</title><h1>Not found</h1>"
+            await send({"type": "http.response.start", "status": 404,
+                        "headers": [(b"content-type", b"text/html; charset=utf-8"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+        else:
+            await send({"type": "websocket.close", "code": 1008})
+
+
+def build_app(services: Services) -> ASGIApp:
+    return AccessLog(HostRouter(create_shell(services), services.settings))
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, announcing the shell URL once the socket listens."""
+
+    def __init__(self, config: uvicorn.Config, base_url: str) -> None:
+        super().__init__(config)
+        self.base_url = base_url
+
+    async def startup(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
+        await super().startup(sockets)
+        if self.started:
+            print(f"Sandhaven is serving the shell at {self.base_url}", flush=True)
+            log.info("listening", base_url=self.base_url)
+
+
+@contextmanager
+def data_dir_lock(data_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on DATA_DIR/serve.lock for the life of ``serve``.
+
+    Raises AlreadyRunning, naming the PID of the holder, if another serve has it.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = data_dir / "serve.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise AlreadyRunning(f"Another sandhaven serve (PID {holder}) is already using the "
+                                 f"data directory {data_dir}; stop it first.") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def serve(settings: Settings) -> int:
+    """Run the server until SIGINT or SIGTERM. Returns the exit code."""
+    logs.configure(settings.log_level, settings.log_format)
+    data_dir = Path(settings.data_dir)
+    with data_dir_lock(data_dir):
+        services = Services.build(settings)
+        app = build_app(services)
+        log.info("starting", settings=settings.redacted())
+        if services.identity.setup.needed():
+            token = services.identity.setup.new_token()
+            print(f"No users yet. Create the first admin account within {SETUP_MINUTES} "
+                  f"minutes at:\n  {settings.base_url}/setup/{token}\n"
+                  "(`sandhaven admin-token` prints a fresh link.)", flush=True)
+        config = uvicorn.Config(app, host=settings.listen_host, port=settings.port,
+                                log_config=None, access_log=False, lifespan="off",
+                                proxy_headers=False, server_header=False,
+                                timeout_graceful_shutdown=10)
+        server = _Server(config, settings.base_url)
+        try:
+            server.run()
+        except SystemExit as exc:  # uvicorn exits 1 when it cannot bind
+            raise ConfigError(f"Cannot listen on {settings.listen_host}:{settings.port} "
+                              "(address in use or not available).") from exc
+        finally:
+            services.store.close()
+        if not server.started:
+            raise ConfigError(f"Cannot listen on {settings.listen_host}:{settings.port} "
+                              "(address in use or not available).")
+        log.info("stopped")
+    return 0
+
+

@@ -1,0 +1,34 @@
+"""The services one server holds, handed to the shell, the API and the CLI.
+
+Built only by :mod:`sandhaven.server` (the composition root); there is no
+module-level instance, so one process can hold several servers (tests do).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandhaven.config import Settings
+from sandhaven.config.runtime import RuntimeSettings
+from sandhaven.identity import Identity
+from sandhaven.mail import Mailer
+from sandhaven.store import Store
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    runtime: RuntimeSettings
+    mailer: Mailer
+    identity: Identity
+    # Parts added by later layers (packages, supervisor, grains…), by name.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings, store: Store | None = None) -> Services:
+        store = store or Store.open(settings.database)
+        runtime = RuntimeSettings(store, settings)
+        mailer = Mailer(runtime.effective)
+        return cls(settings, store, runtime, mailer, Identity(store, runtime, mailer))

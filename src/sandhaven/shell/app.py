@@ -1,0 +1,67 @@
+"""The shell host's ASGI app: pages, static files and the ``/api/v1`` API.
+
+Middleware, outermost first: body limit (413), CSRF (403), then the routes.
+Every error becomes a page or JSON through :mod:`sandhaven.shell.errors`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
+
+from sandhaven import __version__
+from sandhaven.api.routes import router as api_router
+from sandhaven.errors import Forbidden, PayloadTooLarge
+from sandhaven.services import Services
+from sandhaven.shell import errors
+from sandhaven.shell.csrf import CSRFMiddleware, origin_of
+from sandhaven.shell.limits import BodyLimitMiddleware
+from sandhaven.shell.pages import account, admin, login, main
+
+STATIC = Path(__file__).with_name("static")
+
+
+def create_api(services: Services) -> FastAPI:
+    api = FastAPI(title="Sandhaven API", version=__version__, openapi_url="/openapi.json",
+                  docs_url=None, redoc_url=None,
+                  description="Everything the Sandhaven shell does, for scripts. "
+                              "Authenticate with `Authorization: Bearer <personal API token>`.")
+    api.state.services = services
+    api.include_router(api_router)
+    for router in services.extra.get("api_routers", ()):
+        api.include_router(router)
+    errors.install(api)
+    return api
+
+
+def create_shell(services: Services) -> FastAPI:
+    """The shell app for one server's services."""
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.services = services
+    for router in (login.router, account.router, admin.router, main.router,
+                   *services.extra.get("shell_routers", ())):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/api/v1", create_api(services))
+    errors.install(app)
+
+    async def refuse_csrf(scope: Scope, receive: Receive, send: Send) -> None:
+        reason = scope.get("state", {}).get("csrf_reason", "Request refused.")
+        request = Request(scope, receive)
+        response = errors.error_response(request, 403, Forbidden.code, reason)
+        await response(scope, receive, send)
+
+    async def refuse_large(scope: Scope, receive: Receive, send: Send) -> None:
+        exc = scope.get("state", {}).get("error") or PayloadTooLarge("Request body too large.")
+        request = Request(scope, receive)
+        response = errors.error_response(request, 413, exc.code, str(exc))
+        await response(scope, receive, send)
+
+    app.add_middleware(CSRFMiddleware, allowed_origin=origin_of(services.settings.base_url),
+                       reject=refuse_csrf)
+    app.add_middleware(BodyLimitMiddleware, limit=services.settings.max_body_bytes,
+                       overrides=services.extra.get("body_limits", {}), reject=refuse_large)
+    return app

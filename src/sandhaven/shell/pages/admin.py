@@ -1,0 +1,122 @@
+"""Admin pages: users (make admin, suspend, delete), invitations, server settings."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from sandhaven.errors import InvalidInput, MailError, RequestError
+from sandhaven.identity.users import UserView
+from sandhaven.mail import OutgoingMail
+from sandhaven.shell.auth import admin_user, services
+from sandhaven.shell.render import redirect, render
+
+router = APIRouter()
+EDITABLE = ("signup_policy", "smtp.host", "smtp.port", "smtp.security", "smtp.user",
+            "smtp.password", "smtp.from_address")
+
+
+def _users_page(request: Request, status: int = 200, **ctx) -> Response:  # type: ignore[no-untyped-def]
+    svc = services(request)
+    return render(request, "admin.html", status=status, title="Admin", section="admin",
+                  users=svc.identity.users.list(), invites=svc.identity.invites.list(),
+                  signup_policy=svc.runtime.effective().signup_policy, **ctx)
+
+
+@router.get("/admin")
+def admin(request: Request, user: UserView = Depends(admin_user)) -> Response:
+    return _users_page(request)
+
+
+@router.post("/admin/users/{user_id}")
+async def change_user(request: Request, user_id: str,
+                      user: UserView = Depends(admin_user)) -> Response:
+    form = await request.form()
+    action = str(form.get("action", ""))
+    users = services(request).identity.users
+    actions = {
+        "admin": lambda: users.set_admin(user.id, user_id, True),
+        "unadmin": lambda: users.set_admin(user.id, user_id, False),
+        "suspend": lambda: users.set_suspended(user.id, user_id, True),
+        "unsuspend": lambda: users.set_suspended(user.id, user_id, False),
+        "delete": lambda: users.delete(user.id, user_id),
+    }
+    if action not in actions:
+        raise InvalidInput(f"Unknown action {action[:40]!r}.")
+    try:
+        actions[action]()
+    except RequestError as exc:
+        if exc.status == 404:
+            raise
+        return _users_page(request, exc.status, error=str(exc))
+    return redirect("/admin", "deleted" if action == "delete" else "user")
+
+
+@router.post("/admin/invites")
+async def invite(request: Request, user: UserView = Depends(admin_user)) -> Response:
+    form = await request.form()
+    email = str(form.get("email", "")).strip()
+    note = str(form.get("note", ""))
+    svc = services(request)
+    try:
+        if email and not svc.mailer.configured():
+            raise MailError("Outgoing mail is not configured; make a link invitation instead, "
+                            "or set up SMTP under Settings.")
+        # Validate and mail before storing: a mail failure leaves no invitation behind.
+        view, token = _create_invite(svc, user.id, email or None, note)
+    except (RequestError, MailError) as exc:
+        return _users_page(request, exc.status, error=str(exc))
+    if view.email:
+        return redirect("/admin", "invite-sent")
+    return _users_page(request, invite_link=f"{svc.settings.base_url}/invite/{token}")
+
+
+def _create_invite(svc, actor_id: str, email: str | None, note: str):  # type: ignore[no-untyped-def]
+    view, token = svc.identity.invites.create(actor_id, email, note)
+    if view.email:
+        try:
+            svc.identity.email_login.send_invite_mail(view.email, token, view.note)
+        except MailError:
+            svc.identity.invites.delete(view.id)
+            raise
+    return view, token
+
+
+@router.post("/admin/invites/{invite_id}/revoke")
+def revoke_invite(request: Request, invite_id: int,
+                  user: UserView = Depends(admin_user)) -> Response:
+    services(request).identity.invites.revoke(user.id, invite_id)
+    return redirect("/admin", "invite-revoked")
+
+
+@router.get("/admin/settings")
+def settings_page(request: Request, user: UserView = Depends(admin_user)) -> Response:
+    return render(request, "admin_settings.html", title="Settings", section="admin",
+                  s=services(request).runtime.effective())
+
+
+@router.post("/admin/settings")
+async def save_settings(request: Request, user: UserView = Depends(admin_user)) -> Response:
+    form = await request.form()
+    svc = services(request)
+    changes = {k: str(form[k]) for k in EDITABLE if k in form}
+    if not changes.get("smtp.password"):
+        changes.pop("smtp.password", None)  # empty means keep the stored password
+    try:
+        svc.runtime.save(changes)
+    except RequestError as exc:
+        return render(request, "admin_settings.html", status=exc.status, title="Settings",
+                      section="admin", s=svc.runtime.effective(), error=str(exc))
+    return redirect("/admin/settings", "settings")
+
+
+@router.post("/admin/settings/test-mail")
+def test_mail(request: Request, user: UserView = Depends(admin_user)) -> Response:
+    svc = services(request)
+    try:
+        svc.mailer.send(OutgoingMail(user.email, "Sandhaven test mail",
+                                     "Outgoing mail from your Sandhaven server works.\n"))
+    except MailError as exc:
+        return render(request, "admin_settings.html", status=exc.status, title="Settings",
+                      section="admin", s=svc.runtime.effective(), error=str(exc))
+    return redirect("/admin/settings", "test-mail")

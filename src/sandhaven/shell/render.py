@@ -1,0 +1,71 @@
+"""Rendering shell pages: Jinja2 templates with the context every page needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from sandhaven.identity.service import DEV_USERS
+from sandhaven.shell.csrf import CSRF_COOKIE, new_csrf_token
+
+templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+
+# Fixed notices a redirect may name (?done=KEY); never echo text from the URL.
+NOTICES = {
+    "profile": "Profile saved.",
+    "revoked": "Token revoked.",
+    "settings": "Settings saved.",
+    "test-mail": "Test mail sent.",
+    "user": "User updated.",
+    "deleted": "User deleted.",
+    "invite-sent": "Invitation sent.",
+    "invite-revoked": "Invitation withdrawn.",
+    "logged-out-all": "You were logged out of every other session.",
+    "welcome": "Welcome to Sandhaven.",
+}
+
+
+def csrf_token(request: Request) -> str:
+    """The request's CSRF token (the cookie's value, or a new one set on response)."""
+    token = request.cookies.get(CSRF_COOKIE)
+    if not token or len(token) > 100:
+        token = getattr(request.state, "new_csrf", None) or new_csrf_token()
+        request.state.new_csrf = token
+    return token
+
+
+def set_csrf_cookie(request: Request, response: Any) -> None:
+    new = getattr(request.state, "new_csrf", None)
+    if new:
+        svc = request.app.state.services
+        response.set_cookie(CSRF_COOKIE, new, httponly=True, samesite="strict",
+                            secure=svc.settings.https, path="/")
+
+
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    svc = request.app.state.services
+    ctx = {
+        "request": request,
+        "user": getattr(request.state, "user", None),
+        "csrf_token": csrf_token(request),
+        "dev_mode": svc.identity.dev_mode,
+        "dev_users": DEV_USERS,
+        "notice": NOTICES.get(request.query_params.get("done", "")),
+        **context,
+    }
+    response = templates.TemplateResponse(request, name, ctx, status_code=status)
+    set_csrf_cookie(request, response)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def redirect(url: str, done: str | None = None) -> RedirectResponse:
+    """303 See Other to a local path (never to a URL from the request)."""
+    assert url.startswith("/") and not url.startswith("//")
+    if done:
+        url += ("&" if "?" in url else "?") + f"done={done}"
+    return RedirectResponse(url, status_code=303)
