@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "sandhaven.cli.serve",
     "sandhaven.cli.users",
     "sandhaven.cli.config_cmd",
+    "sandhaven.cli.packages",
 )
 
 

@@ -225,6 +225,13 @@ SETTINGS: tuple[Setting, ...] = (
             admin_editable=True),
     Setting("smtp.from_address", "sandhaven@localhost", _parse_email_or_empty,
             "From address of mail the server sends.", admin_editable=True),
+    Setting("packages.max_spk_bytes", 2 << 30, _parse_int(1024, 1 << 44),
+            "Largest .spk file accepted for install or upload, in bytes.", kind="integer"),
+    Setting("packages.max_unpacked_bytes", 4 << 30, _parse_int(1024, 1 << 44),
+            "Largest total size of the files in one package once unpacked, in bytes "
+            "(stops decompression bombs).", kind="integer"),
+    Setting("packages.max_entries", 100_000, _parse_int(1, 10_000_000),
+            "Most files, directories and symlinks one package may hold.", kind="integer"),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
