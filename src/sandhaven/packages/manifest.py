@@ -283,7 +283,8 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif isinstance(part, str) and not part.startswith(("function-", "literal[")):
+        elif isinstance(part, str) and part != "[key]" and \
+                not part.startswith(("function-", "literal[")):
             out += ("." if out else "") + part
     return out or "(top level)"
 

@@ -276,12 +276,13 @@ open_spk = _open_spk
 
 def write_spk(out_path: Path, key: SigningKey, manifest_bytes: bytes,
               fill_archive: Callable[[archive.ArchiveWriter], None],
-              *, level: int = archive.COMPRESSION_LEVEL) -> str:
+              *, level: int = archive.COMPRESSION_LEVEL, end: bool = True) -> str:
     """Write a signed ``.spk`` to ``out_path`` atomically and return its package ID.
 
     ``fill_archive`` adds entries to the writer it is given; this function ends
     the archive. It does not validate the manifest or the entries (``pack``
-    does), so tests can build hostile packages that are validly signed.
+    does), so tests can build hostile packages that are validly signed;
+    ``end=False`` leaves out the archive's end entry, for the same purpose.
     """
     out_path = Path(out_path)
     fd, tmp_name = tempfile.mkstemp(prefix=".spk-", dir=out_path.parent or ".")
@@ -292,7 +293,7 @@ def write_spk(out_path: Path, key: SigningKey, manifest_bytes: bytes,
             f.write(manifest_bytes)
             writer = archive.ArchiveWriter(f, level=level)
             fill_archive(writer)
-            writer.close()
+            writer.close(end=end)
             end = f.tell()
             archive_len = end - HEADER_SIZE - len(manifest_bytes)
             lengths = _LENGTHS.pack(len(manifest_bytes), archive_len)
