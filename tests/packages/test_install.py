@@ -14,7 +14,7 @@ from sandhaven.packages.install import (
     package_file,
     uninstall_package,
 )
-from sandhaven.store import utcnow
+from sandhaven.store import Store, utcnow
 from sandhaven.store.models import App, Grain, Package, User
 from sandhaven.testing.packages import HELLO_SOURCE, build_hello, hello_source, set_app_fields
 
@@ -128,6 +128,8 @@ def test_concurrent_installs_of_same_and_different_packages(tmp_path, store, pac
 
 def test_concurrent_installs_from_two_processes(tmp_path, hello_spk):
     data_dir = tmp_path / "data"
+    # A server's store exists before anyone installs; create it first.
+    Store.open(f"sqlite:///{data_dir / 'sandhaven.sqlite3'}").close()
     cmd = [sys.executable, "-m", "sandhaven", "--data-dir", str(data_dir), "install",
            str(hello_spk)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SANDHAVEN_")}

@@ -144,13 +144,15 @@ def _install_lock(packages_dir: Path) -> Iterator[None]:
 def _check_against_installed(session: Session, pkg: spk.VerifiedPackage) -> Package | None:
     """The existing row when this exact package is installed; raises NotNewer or
     Conflict when it cannot be installed beside the app's other versions."""
-    existing = session.get(Package, pkg.package_id)
-    if existing is not None:
-        return existing
-    latest = session.scalars(
-        select(Package).where(Package.app_id == pkg.app_id)
-        .order_by(Package.version.desc()).limit(1)
-    ).first()
+    # One query, so that a concurrent install committing in between cannot make this
+    # package look like an older version of itself.
+    rows = session.scalars(
+        select(Package).where(Package.app_id == pkg.app_id).order_by(Package.version.desc())
+    ).all()
+    for row in rows:
+        if row.id == pkg.package_id:
+            return row
+    latest = rows[0] if rows else None
     if latest is None:
         return None
     new = pkg.manifest.app
