@@ -107,6 +107,12 @@ class LiveServer:
     port: int
     data_dir: Path
     stdout_lines: list[str]
+    stderr_lines: list[str] = field(default_factory=list)
+
+    @property
+    def stderr(self) -> str:
+        """What the server wrote to standard error so far (its log)."""
+        return "".join(self.stderr_lines)
 
     @property
     def url(self) -> str:
@@ -147,12 +153,27 @@ def start_server(data_dir: Path, *args: str, env: dict[str, str] | None = None,
                 ready.set()
         ready.set()
 
-    threading.Thread(target=pump, daemon=True).start()
+    errors: list[str] = []
+
+    def drain() -> None:  # keep the pipe flowing so a chatty log never blocks the server
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            errors.append(line)
+
+    pumps = [threading.Thread(target=pump, daemon=True), threading.Thread(target=drain,
+                                                                          daemon=True)]
+    for t in pumps:
+        t.start()
     if not ready.wait(timeout) or proc.poll() is not None:
         proc.kill()
-        err = proc.stderr.read() if proc.stderr else ""
-        raise RuntimeError(f"sandhaven serve did not start: {''.join(lines)}{err[-2000:]}")
-    return LiveServer(proc, port, data_dir, lines)
+        proc.wait()
+        for t in pumps:
+            t.join(5)
+        raise RuntimeError(f"sandhaven serve did not start: {''.join(lines)}"
+                           f"{''.join(errors)[-2000:]}")
+    server = LiveServer(proc, port, data_dir, lines, errors)
+    server._pumps = pumps  # type: ignore[attr-defined]
+    return server
 
 
 def stop_server(server: LiveServer, timeout: float = 20.0) -> int:
@@ -164,12 +185,17 @@ def stop_server(server: LiveServer, timeout: float = 20.0) -> int:
         except subprocess.TimeoutExpired:
             server.process.kill()
             server.process.wait()
+    for t in getattr(server, "_pumps", ()):
+        t.join(10)
+    for pipe in (server.process.stdout, server.process.stderr):
+        if pipe is not None:
+            pipe.close()
     return server.process.returncode
 
 
 def csrf_from(html: str) -> str:
     """The CSRF token in a rendered shell page."""
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    found = re.search(r'name="csrf-token" content="([^"]+)"', html)
     if not found:
         raise LookupError("no CSRF token in page")
     return found.group(1)
