@@ -64,7 +64,7 @@ class HostRouter:
     """Sends requests for the shell host to the shell; any other host gets a plain 404."""
 
     def __init__(self, shell: ASGIApp, settings: Settings, others: ASGIApp | None = None) -> None:
-        self.shell = shell
+        self.shell = shell  # the shell host's app; tests reach its routes here
         self.others = others
         self.shell_host = urlsplit(settings.base_url).netloc.lower()
 

@@ -49,3 +49,26 @@ def test_cookie_authenticated_api_calls_need_the_csrf_header(make_shell):
 def test_login_form_itself_is_protected(make_shell):
     _, client = make_shell(smtp_host="127.0.0.1")
     assert client.post("/login", data={"email": "a@example.org"}).status_code == 403
+
+
+def test_every_state_changing_shell_route_refuses_without_a_token(make_shell):
+    """Walk the shell's routes: each POST/PUT/PATCH/DELETE outside the API refuses a
+    request that carries the CSRF cookie but not the token."""
+    from fastapi.routing import APIRoute
+
+    services, client = make_shell(dev=True, smtp_host="127.0.0.1")
+    login_as(client, services, "root@example.org", "Root", admin=True)
+    client.get("/account")
+    from sandhaven.shell.app import PAGE_ROUTERS
+
+    checked = 0
+    for route in [r for router in PAGE_ROUTERS for r in router.routes]:
+        if not isinstance(route, APIRoute):
+            continue
+        for method in route.methods - {"GET", "HEAD"}:
+            path = route.path.replace("{user_id}", "x").replace("{token_id}", "1") \
+                .replace("{invite_id}", "1").replace("{token}", "t")
+            answer = client.request(method, path, data={"name": "Alice Dev"})
+            assert answer.status_code == 403, (method, path)
+            checked += 1
+    assert checked >= 12
