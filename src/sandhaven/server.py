@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,7 +64,7 @@ class HostRouter:
     """Sends requests for the shell host to the shell; any other host gets a plain 404."""
 
     def __init__(self, shell: ASGIApp, settings: Settings, others: ASGIApp | None = None) -> None:
-        self.shell = shell
+        self.shell = shell  # the shell host's app; tests reach its routes here
         self.others = others
         self.shell_host = urlsplit(settings.base_url).netloc.lower()
 
@@ -145,6 +146,10 @@ def serve(settings: Settings) -> int:
                                 proxy_headers=False, server_header=False,
                                 timeout_graceful_shutdown=10)
         server = _Server(config, settings.base_url)
+        # uvicorn re-raises the signal that stopped it once shutdown is done; with these
+        # handlers in place that re-raise is a no-op and a requested stop exits 0.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: None)
         try:
             server.run()
         except SystemExit as exc:  # uvicorn exits 1 when it cannot bind

@@ -9,6 +9,7 @@ import json
 from sandhaven.cli.context import settings_from_args
 from sandhaven.cli.main import add_common_options
 from sandhaven.config import sample_config
+from sandhaven.config.settings import settings_markdown
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     sample = cfg_sub.add_parser("sample", help="print a sample config file with every setting")
     sample.set_defaults(handler=lambda args: print(sample_config(), end="") or 0)
+    docs = cfg_sub.add_parser("docs", help="print the settings reference (Markdown)")
+    docs.set_defaults(handler=lambda args: print(settings_markdown(), end="") or 0)
     check = cfg_sub.add_parser("check", help="validate settings and print them (secrets masked)")
     add_common_options(check)
     check.set_defaults(handler=config_check)

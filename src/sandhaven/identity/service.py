@@ -44,7 +44,8 @@ class Identity:
             raise Forbidden("Dev accounts exist only when the server runs with --dev.")
         if name not in DEV_USERS:
             raise Forbidden(f"There is no dev account called {name[:40]!r}.")
-        email = name.split()[0].lower() + "@dev.sandhaven.invalid"
+        # example.org is reserved for documentation (RFC 2606): never a real mailbox.
+        email = name.split()[0].lower() + "@dev.example.org"
         found = self.users.find_by_email(email)
         if found is not None:
             return found

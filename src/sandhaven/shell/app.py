@@ -22,6 +22,7 @@ from sandhaven.shell.limits import BodyLimitMiddleware
 from sandhaven.shell.pages import account, admin, login, main
 
 STATIC = Path(__file__).with_name("static")
+PAGE_ROUTERS = (login.router, account.router, admin.router, main.router)
 
 
 def create_api(services: Services) -> FastAPI:
@@ -41,8 +42,7 @@ def create_shell(services: Services) -> FastAPI:
     """The shell app for one server's services."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
-    for router in (login.router, account.router, admin.router, main.router,
-                   *services.extra.get("shell_routers", ())):
+    for router in (*PAGE_ROUTERS, *services.extra.get("shell_routers", ())):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount("/api/v1", create_api(services))

@@ -40,28 +40,41 @@ class BodyLimitMiddleware:
                 await self._too_large(scope, receive, send, limit)
                 return
         seen = 0
+        exceeded = False
+        started = False
+        replaced = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    exceeded = True
                     raise PayloadTooLarge(f"Request body is larger than {limit} bytes.")
             return message
 
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
+        async def guarded_send(message: Message) -> None:
+            # Frameworks may turn the error raised while reading into their own 400;
+            # whatever the app answers after the limit was hit becomes our 413.
+            nonlocal started, replaced
+            if message["type"] == "http.response.start" and exceeded and not started:
+                replaced = True
+                started = True
+                await self._too_large(scope, receive, send, limit)
+                return
+            if replaced:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
-            await self.app(scope, limited, tracking_send)
+            await self.app(scope, limited, guarded_send)
         except PayloadTooLarge:
             if started:
+                if replaced:
+                    return
                 raise
             await self._too_large(scope, receive, send, limit)
 

@@ -1,0 +1,17 @@
+# One target per task; people and CI call the same scripts.
+.PHONY: install serve test lint docs
+
+install:
+	bash scripts/install.sh
+
+serve: install
+	.venv/bin/sandhaven serve
+
+test:
+	bash scripts/test.sh
+
+lint:
+	.venv/bin/ruff check src tests bench
+
+docs:
+	.venv/bin/sandhaven config docs > docs/administering/settings.md

@@ -1,0 +1,70 @@
+"""Fixtures shared by the whole suite: a real SMTP server and in-process shells."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from sandhaven.config import load_settings
+from sandhaven.server import build_app
+from sandhaven.services import Services
+from sandhaven.testing import Mailbox, csrf_from, smtp_server
+
+BASE = "http://localhost:6080"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, Mailbox]]:
+    with smtp_server() as found:
+        yield found
+
+
+@pytest.fixture
+def make_shell(tmp_path: Path) -> Iterator[Callable[..., tuple[Services, TestClient]]]:
+    """Build an in-process server (real store in tmp_path) and a client for its shell.
+
+    Keyword arguments are settings (``smtp_port=…``, ``dev=True``).
+    """
+    made: list[Services] = []
+
+    def make(**overrides: Any) -> tuple[Services, TestClient]:
+        data = tmp_path / f"data{len(made)}"
+        values = {"data_dir": str(data)}
+        values.update({k.replace("smtp_", "smtp.", 1): v for k, v in overrides.items()})
+        settings = load_settings(environ={}, overrides=values)
+        services = Services.build(settings)
+        made.append(services)
+        client = TestClient(build_app(services), base_url=BASE, follow_redirects=False)
+        return services, client
+
+    yield make
+    for services in made:
+        services.store.close()
+
+
+@pytest.fixture
+def mail_shell(make_shell, smtp):  # type: ignore[no-untyped-def]
+    """(services, client, mailbox) with SMTP pointing at the test's real SMTP server."""
+    port, mailbox = smtp
+    services, client = make_shell(smtp_host="127.0.0.1", smtp_port=port)
+    return services, client, mailbox
+
+
+def login_as(client: TestClient, services: Services, email: str, name: str = "Someone",
+             *, admin: bool = False) -> str:
+    """Create (if needed) and log in a user by a real session cookie; returns user id."""
+    user = services.identity.users.find_by_email(email) or services.identity.users.create(
+        email, name, is_admin=admin)
+    token = services.identity.sessions.create(user.id)
+    client.cookies.set("sandhaven_session", token)
+    return user.id
+
+
+def form_post(client: TestClient, page: str, action: str, data: dict[str, str]):  # type: ignore[no-untyped-def]
+    """GET ``page`` for its CSRF token, then POST ``data`` to ``action`` with it."""
+    html = client.get(page).text
+    return client.post(action, data={"csrf_token": csrf_from(html), **data})

@@ -1,0 +1,86 @@
+"""The shell in a real browser: Playwright driving Debian's Chromium, headless."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from sandhaven.testing import login_link, start_server, stop_server
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# Flags from this machine's notes: no background traffic to hosts that cannot be reached.
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def browser():  # type: ignore[no-untyped-def]
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+def test_setup_login_and_account_in_a_browser(tmp_path: Path, browser, smtp):
+    port, mailbox = smtp
+    live = start_server(tmp_path / "data", env={"SANDHAVEN_SMTP_HOST": "127.0.0.1",
+                                                "SANDHAVEN_SMTP_PORT": str(port)})
+    try:
+        page = browser.new_page()
+        page.goto(live.setup_url())
+        page.get_by_label("Your name").fill("Root Admin")
+        page.get_by_label("Email address").fill("root@example.org")
+        page.get_by_role("button", name="Create admin account").click()
+        expect(page.get_by_role("heading", name="Admin")).to_be_visible()
+        expect(page.get_by_text("Welcome to Sandhaven.")).to_be_visible()
+        # Invite someone by single-use link and set a profile detail.
+        page.get_by_role("button", name="Invite").click()
+        link = page.locator("#invite-link").inner_text()
+        assert link.startswith(live.url + "/invite/")
+        page.get_by_role("link", name="Account").click()
+        page.get_by_label("Handle").fill("root_admin")
+        page.get_by_role("button", name="Save profile").click()
+        expect(page.get_by_text("Profile saved.")).to_be_visible()
+        page.get_by_role("button", name="Create token").click()
+        assert len(page.locator("#new-token").inner_text()) == 43
+        page.get_by_role("button", name="Log out", exact=True).click()
+        expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+
+        # Log in again by email, in a phone-sized window, with the link from the mail.
+        phone = browser.new_page(viewport={"width": 390, "height": 844})
+        phone.goto(live.url + "/login")
+        phone.get_by_label("Email address").fill("root@example.org")
+        phone.get_by_role("button", name="Email me a login link").click()
+        expect(phone.get_by_role("heading", name="Check your mail")).to_be_visible()
+        phone.goto(login_link(mailbox.wait_for(1)[0]))
+        phone.get_by_role("button", name="Continue").click()
+        expect(phone.get_by_role("heading", name="Grains")).to_be_visible()
+        ARTIFACTS.mkdir(exist_ok=True)
+        phone.screenshot(path=str(ARTIFACTS / "shell-grains-phone.png"))
+        width = phone.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, "the shell must not scroll sideways on a phone"
+    finally:
+        stop_server(live)
+
+
+def test_keyboard_reaches_the_login_form(tmp_path: Path, browser):
+    live = start_server(tmp_path / "data", "--dev")
+    try:
+        page = browser.new_page()
+        page.goto(live.url + "/login")
+        page.keyboard.press("Tab")  # skip link first
+        focused = page.evaluate("document.activeElement.textContent")
+        assert "Skip to content" in focused
+        page.keyboard.press("Enter")
+        for _ in range(5):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.tagName") == "BUTTON":
+                break
+        assert "Log in as" in page.evaluate("document.activeElement.textContent")
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", name="Grains")).to_be_visible()
+    finally:
+        stop_server(live)

@@ -1,0 +1,97 @@
+import pytest
+
+from tests.conftest import login_as
+
+
+@pytest.mark.parametrize("path", ["/grains", "/apps", "/account", "/admin", "/admin/settings"])
+def test_pages_need_login(make_shell, path):
+    _, client = make_shell()
+    answer = client.get(path)
+    assert answer.status_code == 303 and answer.headers["location"] == "/login"
+
+
+@pytest.mark.parametrize("path", ["/grains", "/apps", "/account", "/admin", "/admin/settings"])
+def test_pages_render_for_an_admin(make_shell, path):
+    services, client = make_shell()
+    login_as(client, services, "root@example.org", "Root", admin=True)
+    answer = client.get(path)
+    assert answer.status_code == 200
+    assert 'name="viewport"' in answer.text and "Root" in answer.text
+
+
+@pytest.mark.parametrize("path", ["/admin", "/admin/settings"])
+def test_admin_pages_are_forbidden_to_users(make_shell, path):
+    services, client = make_shell()
+    login_as(client, services, "u@example.org", "User")
+    answer = client.get(path)
+    assert answer.status_code == 403 and "Only an admin" in answer.text
+
+
+def test_unknown_page_gets_a_404_page(make_shell):
+    _, client = make_shell()
+    answer = client.get("/no/such/page")
+    assert answer.status_code == 404
+    assert "There is no page at this address" in answer.text
+
+
+def test_unknown_host_gets_a_plain_404(make_shell):
+    _, client = make_shell()
+    answer = client.get("http://elsewhere.example/login")
+    assert answer.status_code == 404 and "Not found" in answer.text
+
+
+def test_oversized_body_is_refused_with_413(make_shell):
+    services, client = make_shell(max_body_bytes=4096)
+    login_as(client, services, "a@example.org", "Ann")
+    answer = client.post("/account/profile", content=b"name=" + b"x" * 10000,
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 413 and "larger than" in answer.text
+    api = client.post("/api/v1/me/tokens", content=b"{" + b" " * 10000 + b"}",
+                      headers={"Content-Type": "application/json", "Authorization": "Bearer x"})
+    assert api.status_code == 413
+    assert api.json()["error"]["code"] == "payload_too_large"
+
+
+def test_chunked_oversized_body_is_cut_off(make_shell):
+    services, client = make_shell(max_body_bytes=4096)
+    login_as(client, services, "a@example.org", "Ann")
+
+    def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(10):
+            yield b"x" * 1000
+
+    answer = client.post("/api/v1/me/tokens", content=chunks(),
+                         headers={"Content-Type": "application/json", "Authorization": "Bearer x"})
+    assert answer.status_code == 413
+
+
+def test_profile_errors_keep_the_old_profile(make_shell):
+    services, client = make_shell()
+    uid = login_as(client, services, "a@example.org", "Ann")
+    from tests.conftest import form_post
+
+    answer = form_post(client, "/account", "/account/profile",
+                       {"name": "Ann B", "handle": "9bad", "picture_url": "", "pronouns": "she"})
+    assert answer.status_code == 400 and "Handle" in answer.text
+    assert services.identity.users.get(uid).name == "Ann"
+    ok = form_post(client, "/account", "/account/profile",
+                   {"name": "Ann B", "handle": "ann_b", "picture_url": "", "pronouns": "female"})
+    assert ok.status_code == 303
+    assert services.identity.users.get(uid).handle == "ann_b"
+
+
+def test_dev_accounts_only_with_dev(make_shell):
+    _, plain = make_shell()
+    assert "Dev accounts" not in plain.get("/login").text
+    from tests.conftest import form_post
+
+    refused = form_post(plain, "/login/code", "/dev/login", {"name": "Alice Dev"})
+    assert refused.status_code == 403
+    services, dev = make_shell(dev=True)
+    page = dev.get("/login").text
+    assert "Development mode" in page and "Log in as Alice Dev" in page
+    answer = form_post(dev, "/login", "/dev/login", {"name": "Alice Dev"})
+    assert answer.status_code == 303
+    me = dev.get("/api/v1/me").json()
+    assert me["name"] == "Alice Dev"
+    assert "Development mode" in dev.get("/account").text
