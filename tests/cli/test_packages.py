@@ -9,7 +9,7 @@ import pytest
 
 from sandhaven.cli.main import main
 from sandhaven.packages.keys import SigningKey, write_key_file
-from sandhaven.testing.packages import HELLO_SOURCE, build_hello
+from sandhaven.packages.testing import HELLO_SOURCE, build_hello
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ import pytest
 
 from sandhaven.packages.keys import SigningKey
 from sandhaven.store import Store
-from sandhaven.testing.packages import build_hello
+from sandhaven.packages.testing import build_hello
 
 
 @pytest.fixture

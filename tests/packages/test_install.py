@@ -16,7 +16,7 @@ from sandhaven.packages.install import (
 )
 from sandhaven.store import Store, utcnow
 from sandhaven.store.models import App, Grain, Package, User
-from sandhaven.testing.packages import HELLO_SOURCE, build_hello, hello_source, set_app_fields
+from sandhaven.packages.testing import HELLO_SOURCE, build_hello, hello_source, set_app_fields
 
 
 def _tree(root):

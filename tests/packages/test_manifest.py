@@ -9,7 +9,7 @@ from sandhaven.packages.manifest import (
     parse_package_definition,
     validate_manifest,
 )
-from sandhaven.testing.packages import HELLO_SOURCE, hello_manifest
+from sandhaven.packages.testing import HELLO_SOURCE, hello_manifest
 
 HELLO = (HELLO_SOURCE / PKGDEF_NAME).read_text(encoding="utf-8")
 

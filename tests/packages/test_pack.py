@@ -9,7 +9,7 @@ from sandhaven.errors import InvalidManifest, PackageTooLarge, UnsafeEntry
 from sandhaven.packages.limits import Limits
 from sandhaven.packages.pack import pack
 from sandhaven.packages.spk import verify_file
-from sandhaven.testing.packages import hello_source
+from sandhaven.packages.testing import hello_source
 
 
 def _no_temp_files(directory):

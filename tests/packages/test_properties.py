@@ -18,7 +18,7 @@ from sandhaven.packages import archive, spk
 from sandhaven.packages.install import TreeWriter, remove_tree
 from sandhaven.packages.keys import SigningKey
 from sandhaven.packages.limits import Limits
-from sandhaven.testing.packages import build_hello, build_raw, hello_manifest
+from sandhaven.packages.testing import build_hello, build_raw, hello_manifest
 
 WORK = Path(tempfile.mkdtemp(prefix="sandhaven-props-"))
 KEY = SigningKey.generate()
