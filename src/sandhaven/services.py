@@ -13,6 +13,7 @@ from sandhaven.config import Settings
 from sandhaven.config.runtime import RuntimeSettings
 from sandhaven.identity import Identity
 from sandhaven.mail import Mailer
+from sandhaven.packages.service import PackageService
 from sandhaven.store import Store
 
 
@@ -31,4 +32,17 @@ class Services:
         store = store or Store.open(settings.database)
         runtime = RuntimeSettings(store, settings)
         mailer = Mailer(runtime.effective)
-        return cls(settings, store, runtime, mailer, Identity(store, runtime, mailer))
+        services = cls(settings, store, runtime, mailer, Identity(store, runtime, mailer))
+        packages = PackageService.from_settings(store, settings)
+        services.extra["packages"] = packages
+        # Package uploads are larger than forms; the multipart form gets room for its fields.
+        services.extra.setdefault("body_limits", {}).update({
+            "/api/v1/packages": packages.limits.max_spk_bytes,
+            "/apps/upload": packages.limits.max_spk_bytes + 64 * 1024,
+        })
+        return services
+
+    @property
+    def packages(self) -> PackageService:
+        """Install, uninstall and list app packages."""
+        return self.extra["packages"]

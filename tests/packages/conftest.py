@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from sandhaven.packages.keys import SigningKey
-from sandhaven.store import Store
 from sandhaven.packages.testing import build_hello
+from sandhaven.store import Store
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from sandhaven.packages.install import (
     package_file,
     uninstall_package,
 )
+from sandhaven.packages.testing import HELLO_SOURCE, build_hello, hello_source, set_app_fields
 from sandhaven.store import Store, utcnow
 from sandhaven.store.models import App, Grain, Package, User
-from sandhaven.packages.testing import HELLO_SOURCE, build_hello, hello_source, set_app_fields
 
 
 def _tree(root):

@@ -18,8 +18,8 @@ from sandhaven.errors import (
 from sandhaven.packages import archive, spk
 from sandhaven.packages.install import TreeWriter, install_package
 from sandhaven.packages.limits import Limits
-from sandhaven.store.models import App, Package
 from sandhaven.packages.testing import build_hello, build_raw, hello_entries, hello_manifest
+from sandhaven.store.models import App, Package
 
 
 def test_verify_reports_ids(hello_spk, key):

@@ -114,3 +114,21 @@ class Error(BaseModel):
 
 class ErrorBody(BaseModel):
     error: Error
+
+
+class PackageInstalled(BaseModel):
+    app_id: str = Field(description="52 characters of Sandstorm base32: the signing key")
+    package_id: str = Field(description="32 hex: first 16 bytes of SHA-256 of the .spk")
+    version: int
+    title: str
+
+
+class InstalledApp(BaseModel):
+    app_id: str
+    package_id: str = Field(description="the newest installed package of the app")
+    title: str
+    version: int
+    marketing_version: str
+    short_description: str
+    actions: list[str] = Field(description="noun phrases of the app's actions")
+    package_ids: list[str] = Field(description="every installed package, newest first")

@@ -13,16 +13,17 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from sandhaven import __version__
+from sandhaven.api.packages import router as packages_api_router
 from sandhaven.api.routes import router as api_router
 from sandhaven.errors import Forbidden, PayloadTooLarge
 from sandhaven.services import Services
 from sandhaven.shell import errors
 from sandhaven.shell.csrf import CSRFMiddleware, origin_of
 from sandhaven.shell.limits import BodyLimitMiddleware
-from sandhaven.shell.pages import account, admin, login, main
+from sandhaven.shell.pages import account, admin, apps, login, main
 
 STATIC = Path(__file__).with_name("static")
-PAGE_ROUTERS = (login.router, account.router, admin.router, main.router)
+PAGE_ROUTERS = (login.router, account.router, admin.router, apps.router, main.router)
 
 
 def create_api(services: Services) -> FastAPI:
@@ -32,6 +33,7 @@ def create_api(services: Services) -> FastAPI:
                               "Authenticate with `Authorization: Bearer <personal API token>`.")
     api.state.services = services
     api.include_router(api_router)
+    api.include_router(packages_api_router)
     for router in services.extra.get("api_routers", ()):
         api.include_router(router)
     errors.install(api)

@@ -26,6 +26,9 @@ NOTICES = {
     "invite-revoked": "Invitation withdrawn.",
     "logged-out-all": "You were logged out of every other session.",
     "welcome": "Welcome to Sandhaven.",
+    "installed": "App package installed.",
+    "already-installed": "That package was already installed; nothing changed.",
+    "uninstalled": "App package uninstalled.",
 }
 
 

@@ -1,4 +1,4 @@
-"""The shell's home, grains and apps pages (filled in by the grain and package layers)."""
+"""The shell's home and grains pages (the Apps page is ``apps.py``)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,3 @@ def home(request: Request) -> Response:
 def grains(request: Request, user: UserView = Depends(current_user)) -> Response:
     return render(request, "grains.html", title="Grains", section="grains", grains=[])
 
-
-@router.get("/apps")
-def apps(request: Request, user: UserView = Depends(current_user)) -> Response:
-    return render(request, "apps.html", title="Apps", section="apps", apps=[])
