@@ -183,7 +183,8 @@ def _describe_unsafe(path: str) -> str:
     return "has a component longer than 255 bytes"
 
 
-def _check_path(raw: bytes, limits: Limits) -> str:
+def check_path(raw: bytes, limits: Limits) -> str:
+    """The entry path ``raw`` decoded, or UnsafeEntry / PackageTooLarge naming why not."""
     if len(raw) > limits.max_path_bytes:
         raise PackageTooLarge(f"Archive entry path is {len(raw)} bytes; the limit is "
                               f"{limits.max_path_bytes}.")
@@ -226,7 +227,7 @@ def _walk(stream: _Buffered, sink: Sink, limits: Limits) -> tuple[int, int]:
             if not stream.at_eof():
                 raise BadFormat("The archive has data after its end entry.")
             return len(kinds), total
-        path = _check_path(stream.read_exact(path_len), limits)
+        path = check_path(stream.read_exact(path_len), limits)
         if type_ not in (FILE, SYMLINK, DIRECTORY):
             what = REFUSED_TYPES.get(type_, f"of unknown type {type_:#04x}")
             raise UnsafeEntry(f"Archive entry {path!r} is {what}; only files, directories "

@@ -40,6 +40,7 @@ from typing import BinaryIO
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from sandhaven import pathsafety
 from sandhaven.errors import Conflict, InvalidInput, NotFound, NotNewer, PackageInUse
 from sandhaven.packages import spk
 from sandhaven.packages.ids import is_package_id
@@ -337,8 +338,6 @@ def list_installed_apps(store: Store) -> list[InstalledApp]:
 def package_file(packages_dir: Path, package_id: str, path: str) -> Path | None:
     """The regular file at ``path`` inside an installed package tree (for icons),
     or None when it is missing, not a regular file, or reached through a symlink."""
-    from sandhaven import pathsafety
-
     if not is_package_id(package_id) or not pathsafety.is_safe_relative(path):
         return None
     root = Path(packages_dir) / package_id

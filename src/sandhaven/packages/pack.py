@@ -62,7 +62,7 @@ def _entry_for(src_dir: Path, rel: str, limits: Limits) -> SourceEntry:
         rel.encode("utf-8")
     except UnicodeEncodeError:
         raise UnsafeEntry(f"Source path {rel!r} is not a UTF-8 name.") from None
-    archive._check_path(rel.encode("utf-8"), limits)
+    archive.check_path(rel.encode("utf-8"), limits)
     full = src_dir / rel
     st = full.lstat()
     mode = st.st_mode

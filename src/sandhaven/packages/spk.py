@@ -256,13 +256,14 @@ class _SizeRecorder:
 def verify_file(path: Path, limits: Limits | None = None) -> dict[str, object]:
     """Verify ``path`` completely — signature, manifest and every archive entry —
     writing nothing. Returns :meth:`VerifiedPackage.summary`."""
-    with _open_spk(path) as f:
+    with open_spk(path) as f:
         pkg = verify(f, limits)
         extract_verified(pkg, archive.CheckOnly(), limits)
         return pkg.summary()
 
 
-def _open_spk(path: Path) -> BinaryIO:
+def open_spk(path: Path) -> BinaryIO:
+    """Open a ``.spk`` for reading; BadFormat (one line) when it cannot be."""
     try:
         return open(path, "rb")  # noqa: SIM115 - returned to a with
     except IsADirectoryError:
@@ -270,8 +271,6 @@ def _open_spk(path: Path) -> BinaryIO:
     except OSError as exc:
         raise BadFormat(f"{path} cannot be read: {exc.strerror}.") from None
 
-
-open_spk = _open_spk
 
 
 def write_spk(out_path: Path, key: SigningKey, manifest_bytes: bytes,
