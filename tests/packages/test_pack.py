@@ -147,3 +147,11 @@ def test_limits_apply_when_packing(tmp_path, key):
         pack(src, key, tmp_path / "a.spk", Limits(max_entries=4))
     with pytest.raises(PackageTooLarge, match="unpack to"):
         pack(src, key, tmp_path / "a.spk", Limits(max_unpacked_bytes=100))
+
+
+def test_unwritable_output(tmp_path, key):
+    from sandhaven.errors import InvalidInput
+
+    src = hello_source(tmp_path / "src")
+    with pytest.raises(InvalidInput, match="cannot be written"):
+        pack(src, key, tmp_path / "no" / "such" / "dir" / "a.spk")

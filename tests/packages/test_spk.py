@@ -69,7 +69,7 @@ def test_wrong_magic(tmp_path, hello_spk):
 
 
 def test_not_a_file(tmp_path):
-    with pytest.raises(BadFormat, match="is a directory"):
+    with pytest.raises(BadFormat, match="not a regular file"):
         spk.verify_file(tmp_path)
     with pytest.raises(BadFormat, match="cannot be read"):
         spk.verify_file(tmp_path / "missing.spk")
@@ -338,3 +338,13 @@ def test_verification_streams_in_bounded_chunks(tmp_path, key):
         spk.extract_verified(pkg, sink)
     assert sink.files["big.bin"] == len(big)
     assert max(reads) <= 1 << 20
+
+
+def test_fifo_and_device_are_refused_without_blocking(tmp_path):
+    import os
+    fifo = tmp_path / "pipe.spk"
+    os.mkfifo(fifo)
+    with pytest.raises(BadFormat, match="not a regular file"):
+        spk.verify_file(fifo)
+    with pytest.raises(BadFormat, match="not a regular file"):
+        spk.verify_file("/dev/zero")

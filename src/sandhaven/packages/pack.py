@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandhaven import pathsafety
-from sandhaven.errors import InvalidManifest, PackageTooLarge, UnsafeEntry
+from sandhaven.errors import InvalidInput, InvalidManifest, PackageTooLarge, UnsafeEntry
 from sandhaven.packages import archive
 from sandhaven.packages.keys import SigningKey
 from sandhaven.packages.limits import Limits
@@ -131,8 +131,15 @@ def pack(src_dir: Path, key: SigningKey, out_path: Path, limits: Limits | None =
          *, level: int = archive.COMPRESSION_LEVEL) -> PackResult:
     """Pack ``src_dir`` into ``out_path`` signed with ``key``. Returns the package
     ID (32 hex), app ID (52 base32) and manifest. See the module docstring."""
-    limits = limits or Limits()
-    src_dir = Path(src_dir)
+    try:
+        return _pack(Path(src_dir), key, Path(out_path), limits or Limits(), level)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise InvalidInput(f"Cannot pack {src_dir}: {exc.strerror or exc}{where}.") from None
+
+
+def _pack(src_dir: Path, key: SigningKey, out_path: Path, limits: Limits, level: int
+          ) -> PackResult:
     definition = load_package_definition(src_dir)
     manifest = definition.manifest
     entries = collect(src_dir, definition.files, limits)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import struct
 import tempfile
 from collections.abc import Callable, Iterator
@@ -41,7 +42,13 @@ from typing import BinaryIO
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from sandhaven.errors import BadFormat, BadSignature, InvalidManifest, PackageTooLarge
+from sandhaven.errors import (
+    BadFormat,
+    BadSignature,
+    InvalidInput,
+    InvalidManifest,
+    PackageTooLarge,
+)
 from sandhaven.packages import archive
 from sandhaven.packages.ids import app_id_from_public_key, package_id_from_digest
 from sandhaven.packages.keys import SigningKey
@@ -263,13 +270,17 @@ def verify_file(path: Path, limits: Limits | None = None) -> dict[str, object]:
 
 
 def open_spk(path: Path) -> BinaryIO:
-    """Open a ``.spk`` for reading; BadFormat (one line) when it cannot be."""
+    """Open a ``.spk`` for reading; BadFormat (one line) when it cannot be or is not
+    a regular file. A FIFO or device is refused without blocking on it."""
     try:
-        return open(path, "rb")  # noqa: SIM115 - returned to a with
-    except IsADirectoryError:
-        raise BadFormat(f"{path} is a directory, not a .spk file.") from None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise BadFormat(f"{path} cannot be read: {exc.strerror}.") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise BadFormat(f"{path} is not a regular file, so not a .spk file.")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 
@@ -284,7 +295,10 @@ def write_spk(out_path: Path, key: SigningKey, manifest_bytes: bytes,
     ``end=False`` leaves out the archive's end entry, for the same purpose.
     """
     out_path = Path(out_path)
-    fd, tmp_name = tempfile.mkstemp(prefix=".spk-", dir=out_path.parent or ".")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=".spk-", dir=out_path.parent or ".")
+    except OSError as exc:
+        raise InvalidInput(f"{out_path} cannot be written: {exc.strerror}.") from None
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "w+b") as f:
