@@ -3,6 +3,7 @@ import stat
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -196,3 +197,36 @@ def test_package_file_stays_inside_the_tree(store, packages_dir, hello_spk):
     assert package_file(packages_dir, pid, "icons") is None
     assert package_file(packages_dir, pid, "missing.svg") is None
     assert package_file(packages_dir, "0" * 32, "server.py") is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the other tests already run unprivileged")
+def test_install_and_uninstall_as_an_unprivileged_user(tmp_path, hello_spk):
+    """Root ignores permission bits; run the CLI as 'nobody' so the read-only tree
+    is handled the way a normal server account sees it."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as shared:  # pytest's tmp_path is private to root
+        os.chmod(shared, 0o777)
+        spk = Path(shared) / "hello.spk"
+        shutil.copy(hello_spk, spk)
+        os.chmod(spk, 0o644)
+        _as_nobody(Path(shared) / "data", spk)
+
+
+def _as_nobody(data, spk):  # type: ignore[no-untyped-def]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(data)}
+
+    def run(*args):  # type: ignore[no-untyped-def]
+        return subprocess.run([sys.executable, "-m", "sandhaven", "--data-dir", str(data),
+                               *args], capture_output=True, text=True, env=env, timeout=120,
+                              user=65534, group=65534)
+
+    installed = run("install", str(spk))
+    assert installed.returncode == 0, installed.stderr
+    package_id = installed.stdout.split()[0]
+    tree = data / "packages" / package_id
+    assert stat.S_IMODE(tree.stat().st_mode) == 0o555
+    removed = run("uninstall", package_id)
+    assert removed.returncode == 0, removed.stderr
+    assert not tree.exists()

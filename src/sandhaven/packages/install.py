@@ -107,12 +107,15 @@ class TreeWriter:
         finally:
             os.close(fd)
 
-    def finish(self) -> None:
-        """Give directories their final mode, deepest first."""
+    def finish(self, *, root: bool = True) -> None:
+        """Give directories their final mode, deepest first; the root too unless
+        ``root`` is False (moving a directory to another parent needs write
+        permission on it, to update its ``..``)."""
         mode = 0o555 if self.read_only else 0o755
         for path in reversed(self._dirs):
             os.chmod(os.path.join(self.root, path), mode)
-        os.chmod(self.root, mode)
+        if root:
+            os.chmod(self.root, mode)
 
 
 def remove_tree(path: Path) -> None:
@@ -203,7 +206,7 @@ def _install_open(store: Store, packages_dir: Path, f: BinaryIO, limits: Limits,
     try:
         writer = TreeWriter(tmp / "tree", read_only=True)
         _, unpacked = spk.extract_verified(pkg, writer, limits)
-        writer.finish()
+        writer.finish(root=False)
         with _install_lock(packages_dir):
             return _publish(store, packages_dir, pkg, tmp / "tree", unpacked, installed_by)
     finally:
@@ -223,6 +226,7 @@ def _publish(store: Store, packages_dir: Path, pkg: spk.VerifiedPackage, tree: P
             remove_tree(final)
             os.rename(tree, final)
             moved = True
+            os.chmod(final, 0o555)
             now = utcnow()
             app = s.get(App, pkg.app_id)
             if app is None:
