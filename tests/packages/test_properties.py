@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from sandhaven.errors import PackageError
 from sandhaven.packages import archive, spk
-from sandhaven.packages.install import TreeWriter, remove_tree
 from sandhaven.packages.keys import SigningKey
 from sandhaven.packages.limits import Limits
 from sandhaven.packages.testing import build_hello, build_raw, hello_manifest
+from sandhaven.packages.tree import TreeWriter, remove_tree
 
 WORK = Path(tempfile.mkdtemp(prefix="sandhaven-props-"))
 KEY = SigningKey.generate()

@@ -16,9 +16,10 @@ from sandhaven.errors import (
     UnsafeEntry,
 )
 from sandhaven.packages import archive, spk
-from sandhaven.packages.install import TreeWriter, install_package
+from sandhaven.packages.install import install_package
 from sandhaven.packages.limits import Limits
 from sandhaven.packages.testing import build_hello, build_raw, hello_entries, hello_manifest
+from sandhaven.packages.tree import TreeWriter
 from sandhaven.store.models import App, Package
 
 

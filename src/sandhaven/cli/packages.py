@@ -99,7 +99,7 @@ def verify_cmd(args: argparse.Namespace) -> int:
 
 def unpack_cmd(args: argparse.Namespace) -> int:
     from sandhaven.packages import spk
-    from sandhaven.packages.install import TreeWriter, remove_tree
+    from sandhaven.packages.tree import TreeWriter, remove_tree
 
     target: Path = args.directory
     if target.exists():

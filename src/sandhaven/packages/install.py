@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -46,6 +45,7 @@ from sandhaven.packages import spk
 from sandhaven.packages.ids import is_package_id
 from sandhaven.packages.limits import Limits
 from sandhaven.packages.manifest import Manifest, check_update_keeps_positions
+from sandhaven.packages.tree import TreeWriter, remove_tree
 from sandhaven.store import Store, utcnow
 from sandhaven.store.models import App, Grain, Package
 
@@ -68,71 +68,6 @@ class InstallResult:
 def packages_dir_of(data_dir: Path) -> Path:
     """Where installed package trees live: ``DATA_DIR/packages``."""
     return Path(data_dir) / "packages"
-
-
-class TreeWriter:
-    """An :class:`archive.Sink` that creates the tree under ``root`` (which it makes).
-
-    Files are created with ``O_EXCL | O_NOFOLLOW``; the archive rules already
-    guarantee every parent is a directory this writer made. With ``read_only``
-    files get 0444/0555 and, in :meth:`finish`, directories 0555; otherwise
-    0644/0755 and 0755.
-    """
-
-    def __init__(self, root: Path, *, read_only: bool) -> None:
-        self.root = Path(root)
-        self.read_only = read_only
-        self._dirs: list[str] = []
-        os.mkdir(self.root, 0o700)
-
-    def directory(self, path: str, mode: int) -> None:
-        os.mkdir(os.path.join(self.root, path), 0o700)
-        self._dirs.append(path)
-
-    def symlink(self, path: str, target: str) -> None:
-        os.symlink(target, os.path.join(self.root, path))
-
-    def file(self, path: str, mode: int, size: int, chunks: Iterator[bytes]) -> None:
-        executable = bool(mode & 0o111)
-        final = (0o555 if executable else 0o444) if self.read_only else \
-            (0o755 if executable else 0o644)
-        fd = os.open(os.path.join(self.root, path),
-                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            for chunk in chunks:
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view):]
-            os.fchmod(fd, final)
-        finally:
-            os.close(fd)
-
-    def finish(self, *, root: bool = True) -> None:
-        """Give directories their final mode, deepest first; the root too unless
-        ``root`` is False (moving a directory to another parent needs write
-        permission on it, to update its ``..``)."""
-        mode = 0o555 if self.read_only else 0o755
-        for path in reversed(self._dirs):
-            os.chmod(os.path.join(self.root, path), mode)
-        if root:
-            os.chmod(self.root, mode)
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a tree made by :class:`TreeWriter`, read-only or not. Never follows
-    symlinks. Missing is fine."""
-    if not os.path.lexists(path):
-        return
-    if os.path.islink(path) or not os.path.isdir(path):
-        os.unlink(path)
-        return
-    for dirpath, dirnames, _ in os.walk(path):
-        os.chmod(dirpath, 0o700)
-        for name in dirnames:
-            full = os.path.join(dirpath, name)
-            if not os.path.islink(full):
-                os.chmod(full, 0o700)
-    shutil.rmtree(path)
 
 
 @contextmanager
