@@ -131,8 +131,9 @@ def install_cmd(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     store = open_store(settings)
     try:
-        result = install_package(store, packages_dir_of(settings.data_dir), args.spk,
-                                 Limits.from_settings(settings))
+        result = install_package(
+            store, packages_dir_of(settings.data_dir), args.spk, Limits.from_settings(settings),
+            sandboxed=settings.get("packages.unpack_sandbox") == "bubblewrap")
     finally:
         store.close()
     state = "installed" if result.created else "already installed"

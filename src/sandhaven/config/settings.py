@@ -232,6 +232,10 @@ SETTINGS: tuple[Setting, ...] = (
             "(stops decompression bombs).", kind="integer"),
     Setting("packages.max_entries", 100_000, _parse_int(1, 10_000_000),
             "Most files, directories and symlinks one package may hold.", kind="integer"),
+    Setting("packages.unpack_sandbox", "bubblewrap", _parse_choice("bubblewrap", "none"),
+            "Where packages are unpacked: bubblewrap (a sandbox with no network and one "
+            "writable directory, a second wall behind the archive checks) or none (in the "
+            "server process; only where bubblewrap cannot run)."),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -10,7 +10,9 @@ Install, step by step:
 1. verify the ``.spk`` (signature before anything else) — ``spk.verify``;
 2. refuse early what the store already rules out (a version not newer);
 3. extract into a private temporary directory beside the final one, every entry
-   checked by ``archive.walk``, the file re-hashed against the signature;
+   checked by ``archive.walk``, the file re-hashed against the signature — in a
+   bubblewrap sandbox (``unpack_sandbox``) — then check the tree on disk again
+   (``tree.check_tree``);
 4. under an exclusive lock on ``packages/.lock``: check the store again, rename
    the tree into place and insert the rows; undo the rename if the store fails.
 
@@ -41,11 +43,11 @@ from sqlalchemy.orm import Session
 
 from sandhaven import pathsafety
 from sandhaven.errors import Conflict, InvalidInput, NotFound, NotNewer, PackageInUse
-from sandhaven.packages import spk
+from sandhaven.packages import spk, unpack_sandbox
 from sandhaven.packages.ids import is_package_id
 from sandhaven.packages.limits import Limits
 from sandhaven.packages.manifest import Manifest, check_update_keeps_positions
-from sandhaven.packages.tree import TreeWriter, remove_tree
+from sandhaven.packages.tree import TreeWriter, check_tree, remove_tree
 from sandhaven.store import Store, utcnow
 from sandhaven.store.models import App, Grain, Package
 
@@ -112,10 +114,12 @@ def _result(row: Package, created: bool) -> InstallResult:
 
 def install_package(store: Store, packages_dir: Path, source: Path | BinaryIO,
                     limits: Limits | None = None, *,
-                    installed_by: str | None = None) -> InstallResult:
+                    installed_by: str | None = None, sandboxed: bool = True) -> InstallResult:
     """Verify and install the ``.spk`` at ``source`` (a path, or an open binary
     seekable file). Returns what was installed; ``created`` False when the same
     package was already there. See the module docstring for the steps.
+    ``sandboxed`` unpacks inside bubblewrap (``unpack_sandbox``); False unpacks
+    in this process (the ``packages.unpack_sandbox = none`` setting).
 
     Raises the errors of ``spk.verify``/``archive.walk`` (BadFormat,
     BadSignature, InvalidManifest, UnsafeEntry, PackageTooLarge), NotNewer or
@@ -126,12 +130,12 @@ def install_package(store: Store, packages_dir: Path, source: Path | BinaryIO,
     packages_dir.mkdir(parents=True, exist_ok=True)
     if isinstance(source, str | os.PathLike):
         with spk.open_spk(Path(source)) as f:
-            return _install_open(store, packages_dir, f, limits, installed_by)
-    return _install_open(store, packages_dir, source, limits, installed_by)
+            return _install_open(store, packages_dir, f, limits, installed_by, sandboxed)
+    return _install_open(store, packages_dir, source, limits, installed_by, sandboxed)
 
 
 def _install_open(store: Store, packages_dir: Path, f: BinaryIO, limits: Limits,
-                  installed_by: str | None) -> InstallResult:
+                  installed_by: str | None, sandboxed: bool) -> InstallResult:
     pkg = spk.verify(f, limits)
     with store.session() as s:
         existing = _check_against_installed(s, pkg)
@@ -139,9 +143,15 @@ def _install_open(store: Store, packages_dir: Path, f: BinaryIO, limits: Limits,
             return _result(existing, False)
     tmp = Path(tempfile.mkdtemp(prefix=".install-", dir=packages_dir))
     try:
-        writer = TreeWriter(tmp / "tree", read_only=True)
-        _, unpacked = spk.extract_verified(pkg, writer, limits)
-        writer.finish(root=False)
+        if sandboxed:
+            unpack_sandbox.extract_sandboxed(pkg, tmp, limits)
+        else:
+            writer = TreeWriter(tmp / "tree", read_only=True)
+            spk.extract_verified(pkg, writer, limits)
+            writer.finish(root=False)
+        # Trust the result no more than the archive: check what is actually on disk.
+        _, unpacked, files = check_tree(tmp / "tree", limits)
+        spk.check_referenced_files(pkg.manifest, files, limits)
         with _install_lock(packages_dir):
             return _publish(store, packages_dir, pkg, tmp / "tree", unpacked, installed_by)
     finally:

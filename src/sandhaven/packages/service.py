@@ -32,17 +32,19 @@ class PackageService:
     store: Store
     packages_dir: Path
     limits: Limits
+    sandboxed: bool = True
 
     @classmethod
     def from_settings(cls, store: Store, settings: Any) -> PackageService:
-        return cls(store, packages_dir_of(settings.data_dir), Limits.from_settings(settings))
+        return cls(store, packages_dir_of(settings.data_dir), Limits.from_settings(settings),
+                   settings.get("packages.unpack_sandbox") == "bubblewrap")
 
     def install(self, source: Path | BinaryIO, installed_by: str | None = None
                 ) -> InstallResult:
         """Verify and install a ``.spk`` (path or open seekable binary file). Raises
         what :func:`install_package` raises."""
         return install_package(self.store, self.packages_dir, source, self.limits,
-                               installed_by=installed_by)
+                               installed_by=installed_by, sandboxed=self.sandboxed)
 
     def uninstall(self, package_id: str) -> None:
         uninstall_package(self.store, self.packages_dir, package_id)

@@ -234,14 +234,21 @@ def extract_verified(pkg: VerifiedPackage, sink: archive.Sink,
     section.drain()
     if hasher.digest() != pkg.body_sha256:
         raise BadSignature("The package file changed after it was verified.")
-    for path in pkg.manifest.referenced_paths():
-        if path not in sizes.files:
-            raise InvalidManifest(f"Manifest names {path!r}, which is not a file in the package.")
-        if sizes.files[path] > limits.max_icon_bytes and path in \
-                pkg.manifest.metadata.icons.paths():
-            raise PackageTooLarge(f"Icon {path!r} is {sizes.files[path]} bytes; the limit is "
-                                  f"{limits.max_icon_bytes}.")
+    check_referenced_files(pkg.manifest, sizes.files, limits)
     return result
+
+
+def check_referenced_files(manifest: Manifest, files: dict[str, int], limits: Limits) -> None:
+    """Every path the manifest names is a regular file of the package (``files``:
+    path → size), icons within the icon limit. Raises InvalidManifest or
+    PackageTooLarge."""
+    icons = manifest.metadata.icons.paths()
+    for path in manifest.referenced_paths():
+        if path not in files:
+            raise InvalidManifest(f"Manifest names {path!r}, which is not a file in the package.")
+        if path in icons and files[path] > limits.max_icon_bytes:
+            raise PackageTooLarge(f"Icon {path!r} is {files[path]} bytes; the limit is "
+                                  f"{limits.max_icon_bytes}.")
 
 
 class _SizeRecorder:
