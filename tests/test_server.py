@@ -217,3 +217,40 @@ def test_unknown_host_is_404_on_the_live_server(server):
     answer = httpx.get(f"http://127.0.0.1:{server.port}/login",
                        headers={"Host": "evil.example"}, timeout=10)
     assert answer.status_code == 404
+
+
+def test_racing_visitors_on_one_setup_url_make_exactly_one_admin(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = server.setup_url().removeprefix(server.url)
+    clients = [server.client(follow_redirects=False) for _ in range(12)]
+    tokens = [csrf_from(c.get(path).text) for c in clients]
+
+    def post(i: int) -> int:
+        return clients[i].post(path, data={"csrf_token": tokens[i], "name": f"Admin {i}",
+                                           "email": f"admin{i}@example.org"}).status_code
+
+    with ThreadPoolExecutor(12) as pool:
+        statuses = list(pool.map(post, range(12)))
+    for c in clients:
+        c.close()
+    assert statuses.count(303) == 1, statuses
+    assert set(statuses) <= {303, 404, 410}
+    db = sqlite3.connect(server.data_dir / "sandhaven.sqlite3")
+    assert db.execute("SELECT count(*) FROM users").fetchone()[0] == 1
+    db.close()
+
+
+@pytest.mark.parametrize("bad", [{"name": "", "email": "root@example.org"},
+                                 {"name": "Root", "email": "root@localhost"},
+                                 {"name": "Ro\x07ot", "email": "root@example.org"}])
+def test_setup_form_errors_show_the_form_again(server, bad):
+    path = server.setup_url().removeprefix(server.url)
+    with server.client(follow_redirects=False) as c:
+        page = c.get(path)
+        answer = c.post(path, data={"csrf_token": csrf_from(page.text), **bad})
+        assert answer.status_code == 400
+        assert "Create admin account" in answer.text and "Traceback" not in answer.text
+        good = c.post(path, data={"csrf_token": csrf_from(page.text), "name": "Root",
+                                  "email": "root@example.org"})
+        assert good.status_code == 303

@@ -14,6 +14,14 @@ from sandhaven.config.runtime import RuntimeSettings
 from sandhaven.identity import Identity
 from sandhaven.mail import Mailer
 from sandhaven.store import Store
+from sandhaven.store.secrets import server_secret
+
+
+@dataclass(frozen=True)
+class ServerSecrets:
+    """Keys the server makes once and keeps in the store."""
+
+    csrf: bytes
 
 
 @dataclass
@@ -23,6 +31,7 @@ class Services:
     runtime: RuntimeSettings
     mailer: Mailer
     identity: Identity
+    secrets: ServerSecrets
     # Parts added by later layers (packages, supervisor, grains…), by name.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -31,4 +40,5 @@ class Services:
         store = store or Store.open(settings.database)
         runtime = RuntimeSettings(store, settings)
         mailer = Mailer(runtime.effective)
-        return cls(settings, store, runtime, mailer, Identity(store, runtime, mailer))
+        return cls(settings, store, runtime, mailer, Identity(store, runtime, mailer),
+                   ServerSecrets(csrf=server_secret(store, "csrf")))

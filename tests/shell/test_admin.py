@@ -130,3 +130,29 @@ def test_test_mail_reaches_the_smtp_server(mail_shell):
     answer = form_post(client, "/admin/settings", "/admin/settings/test-mail", {})
     assert answer.status_code == 303
     assert mailbox.wait_for(1)[0]["Subject"] == "Sandhaven test mail"
+
+
+def test_invitation_form_errors_show_the_form_again(make_shell):
+    services, client = make_shell()
+    admin = services.identity.users.create("root@example.org", "Root", is_admin=True)
+    services.identity.users.create("taken@example.org", "Taken")
+    _, token = services.identity.invites.create(admin.id, None)
+    for bad in ({"name": "", "email": "x@example.org"},
+                {"name": "X", "email": "not-an-email"},
+                {"name": "X\x01", "email": "x@example.org"}):
+        answer = form_post(client, f"/invite/{token}", f"/invite/{token}", bad)
+        assert answer.status_code == 400, bad
+        assert "Create account" in answer.text
+    taken = form_post(client, f"/invite/{token}", f"/invite/{token}",
+                      {"name": "X", "email": "taken@example.org"})
+    assert taken.status_code == 409 and "log in instead" in taken.text
+    assert services.identity.invites.peek(token).state == "open"
+
+
+def test_inviting_an_existing_user_is_refused(make_shell):
+    services, client = make_shell(smtp_host="127.0.0.1")
+    login_as(client, services, "root@example.org", "Root", admin=True)
+    services.identity.users.create("taken@example.org", "Taken")
+    answer = form_post(client, "/admin", "/admin/invites", {"email": "Taken@example.org"})
+    assert answer.status_code == 409 and "already has an account" in answer.text
+    assert services.identity.invites.list() == []

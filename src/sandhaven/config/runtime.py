@@ -26,7 +26,7 @@ class RuntimeSettings:
         self.base = base
 
     def _overrides(self) -> dict[str, Any]:
-        with self.store.session() as s:
+        with self.store.read() as s:
             rows = s.scalars(select(ServerSetting)).all()
             return {r.name: json.loads(r.value) for r in rows if r.name in BY_NAME}
 

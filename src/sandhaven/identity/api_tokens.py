@@ -43,7 +43,7 @@ class ApiTokens:
             return TokenView(row.id, row.label, row.created_at, None), token
 
     def list(self, user_id: str) -> list[TokenView]:
-        with self.store.session() as s:
+        with self.store.read() as s:
             rows = s.scalars(select(ApiToken).where(
                 ApiToken.user_id == user_id, ApiToken.grain_id.is_(None),
                 ApiToken.revoked_at.is_(None)).order_by(ApiToken.created_at))
