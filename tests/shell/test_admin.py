@@ -156,3 +156,26 @@ def test_inviting_an_existing_user_is_refused(make_shell):
     answer = form_post(client, "/admin", "/admin/invites", {"email": "Taken@example.org"})
     assert answer.status_code == 409 and "already has an account" in answer.text
     assert services.identity.invites.list() == []
+
+
+def test_delete_asks_for_confirmation_first(make_shell):
+    services, client = make_shell()
+    login_as(client, services, "root@example.org", "Root", admin=True)
+    uid = services.identity.users.create("u@example.org", "User").id
+    page = client.get(f"/admin/users/{uid}/delete")
+    assert page.status_code == 200 and "Delete User?" in page.text
+    assert services.identity.users.find(uid) is not None
+    assert client.get("/admin/users/nobody/delete").status_code == 404
+
+
+def test_huge_ids_are_not_found_not_errors(make_shell):
+    services, client = make_shell()
+    login_as(client, services, "root@example.org", "Root", admin=True)
+    big = "9" * 30
+    token = csrf_from(client.get("/admin").text)
+    for path in (f"/admin/invites/{big}/revoke", f"/account/tokens/{big}/revoke"):
+        answer = client.post(path, data={"csrf_token": token})
+        assert answer.status_code in (400, 404, 422), path
+        assert "Something went wrong" not in answer.text
+    api = client.delete(f"/api/v1/me/tokens/{big}", headers={"X-CSRF-Token": token})
+    assert api.status_code == 422

@@ -187,9 +187,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Address the HTTP listener binds to."),
     Setting("port", 6080, _parse_int(1, 65535), "TCP port of the HTTP listener.", kind="integer"),
     Setting("base_url", "http://localhost:6080", _parse_http_url,
-            "Public URL of the shell, as browsers reach it (scheme://host[:port])."),
+            "Public URL of the shell, as browsers reach it (scheme://host[:port]). "
+            "Unless set, it follows the port: http://localhost:PORT."),
     Setting("wildcard_host", "*.localhost:6080", _parse_wildcard,
-            "Wildcard host under which session hosts and the API host live."),
+            "Wildcard host under which session hosts and the API host live. "
+            "Unless set, it follows the port: *.localhost:PORT."),
     Setting("database_url", "", _parse_str,
             "SQLAlchemy URL of the store; empty means SQLite at DATA_DIR/sandhaven.sqlite3.",
             secret=True),
@@ -237,6 +239,8 @@ class Settings:
     dots replaced by underscores (``smtp_host``)."""
 
     values: Mapping[str, Any] = field(default_factory=dict)
+    # Where each value came from: "default", "config file …", "environment …", "flag …".
+    sources: Mapping[str, str] = field(default_factory=dict)
 
     def __getattr__(self, attr: str) -> Any:
         values = object.__getattribute__(self, "values")
@@ -254,7 +258,11 @@ class Settings:
         for key, raw in changes.items():
             setting = BY_NAME[BY_ATTR.get(key, key)]
             values[setting.name] = _validate(setting, raw, "argument")
-        return Settings(values)
+        return Settings(values, self.sources)
+
+    def is_set(self, name: str) -> bool:
+        """True when the setting was given (file, environment, flag), not defaulted."""
+        return self.sources.get(name, "default") != "default"
 
     def redacted(self) -> dict[str, Any]:
         """The settings as plain values, secrets masked: safe for logs."""
@@ -353,7 +361,12 @@ def load_settings(
         if value is not None:
             raw[name] = (value, f"flag {BY_NAME[name].flag}")
     values = {name: _validate(BY_NAME[name], value, src) for name, (value, src) in raw.items()}
-    return Settings(values)
+    # The embedded defaults follow the port, so `serve --port 7000` just works.
+    if raw["base_url"][1] == "default":
+        values["base_url"] = f"http://localhost:{values['port']}"
+    if raw["wildcard_host"][1] == "default":
+        values["wildcard_host"] = f"*.localhost:{values['port']}"
+    return Settings(values, {name: src for name, (_, src) in raw.items()})
 
 
 def _toml_value(value: Any) -> str:

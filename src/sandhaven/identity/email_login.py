@@ -3,8 +3,9 @@
 
 Limits: at most :data:`MAX_OUTSTANDING` unused codes per address (asking for
 another retires the oldest); per hour at most 5 mails per address from one client
-address, 20 per address in all and 30 per client address; at most :data:`MAX_CODE_ATTEMPTS` code attempts per address per
-15 minutes (a code's whole life), so guessing a 39-bit code is hopeless.
+address, 20 per address in all and 30 per client address; at most
+:data:`MAX_CODE_ATTEMPTS` code attempts per address per 15 minutes (a code's
+whole life), so guessing a 39-bit code is hopeless.
 
 The answer to a request never tells whether the address has an account; the
 mail itself does (to its owner only).

@@ -25,7 +25,7 @@ NOTICES = {
     "deleted": "User deleted.",
     "invite-sent": "Invitation sent.",
     "invite-revoked": "Invitation withdrawn.",
-    "logged-out-all": "You were logged out of every other session.",
+    "logged-out-all": "You were logged out everywhere, here included.",
     "welcome": "Welcome to Sandhaven.",
 }
 
