@@ -1,0 +1,72 @@
+"""Helpers for running apps in real grains from tests and benchmarks.
+
+- :func:`make_runtime_root`: a fresh directory the grain uid can reach, for a
+  supervisor's runtime dir (pytest's own temporary directories are mode 0700);
+- :func:`http_request`: one HTTP/1.0 request over a grain's app socket, through
+  :func:`sandhaven.sandbox.bridge.connect_app` like the gateway;
+- :func:`test_config`: a :class:`~sandhaven.supervisor.SupervisorConfig` with short
+  timings for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sandhaven.sandbox.bridge import open_app_connection
+
+
+def make_runtime_root(prefix: str = "sandhaven-test-") -> Path:
+    """A new directory under /tmp with mode 0711; remove it with :func:`remove_tree`."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    os.chmod(path, 0o711)
+    return path
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_config(root: Path, **overrides: Any) -> Any:
+    """A SupervisorConfig under ``root`` with test-sized timings (overridable)."""
+    from sandhaven.supervisor import SupervisorConfig
+
+    values: dict[str, Any] = {
+        "runtime_dir": root / "run",
+        "helpers_dir": root / "lib",
+        "log_dir": root / "logs",
+        "idle_timeout": 300.0,
+        "stop_timeout": 5.0,
+        "start_timeout": 20.0,
+        "restart_backoff": 0.2,
+        "restart_backoff_max": 1.0,
+        "cgroup_parent": f"sandhaven-test-{os.getpid()}",
+    }
+    values.update(overrides)
+    return SupervisorConfig(**values)
+
+
+test_config.__test__ = False  # type: ignore[attr-defined]
+
+
+async def http_request(socket_path: Path, path: str = "/", *, method: str = "GET",
+                       timeout: float = 10.0) -> tuple[int, bytes]:
+    """``(status, body)`` of one request; raises OSError/TimeoutError on failure."""
+
+    async def run() -> tuple[int, bytes]:
+        reader, writer = await open_app_connection(socket_path)
+        try:
+            writer.write(f"{method} {path} HTTP/1.0\r\nHost: sandbox\r\n\r\n".encode())
+            await writer.drain()
+            data = await reader.read()
+        finally:
+            writer.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+        return status, body
+
+    return await asyncio.wait_for(run(), timeout)
