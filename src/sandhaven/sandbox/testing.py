@@ -70,3 +70,73 @@ async def http_request(socket_path: Path, path: str = "/", *, method: str = "GET
         return status, body
 
     return await asyncio.wait_for(run(), timeout)
+
+
+class GrainHarness:
+    """A supervisor on its own event loop in a thread, for synchronous tests.
+
+    ``call(coro)`` runs a coroutine there and returns its result; ``close()``
+    stops every grain and the loop. Module-scoped fixtures can share one.
+    """
+
+    def __init__(self, spec_for: Any, config: Any) -> None:
+        import threading
+
+        from sandhaven.supervisor import Supervisor
+
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self.supervisor = Supervisor(spec_for, config)
+        try:
+            self.call(self.supervisor.start())
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    def call(self, coro: Any, timeout: float = 120.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def run(self, fn: Any, *args: Any) -> Any:
+        """Call a plain function of the supervisor on its loop's thread."""
+
+        async def wrapper() -> Any:
+            return fn(*args)
+
+        return self.call(wrapper())
+
+    def get(self, grain_id: str, path: str = "/", timeout: float = 30.0) -> tuple[int, bytes]:
+        """Ensure the grain runs, then one GET request to it."""
+
+        async def go() -> tuple[int, bytes]:
+            sock = await self.supervisor.ensure_running(grain_id)
+            return await http_request(sock, path, timeout=timeout)
+
+        return self.call(go(), timeout + 60)
+
+    def close(self) -> None:
+        try:
+            self.call(self.supervisor.close())
+        finally:
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+DEBIAN_PYTHON = "/usr/bin/python3"  # the only Python visible inside a grain
+
+
+def python_app_spec(root: Path, grain_id: str, app_dir: Path, port: int = 8000,
+                    limits: Any = None, env: dict[str, str] | None = None) -> Any:
+    """Spec of a stdlib Python app (``app_dir/app.py PORT``) with storage under ``root``."""
+    from sandhaven.sandbox.spec import GrainSpec, Limits, MiB
+
+    storage = root / "storage" / grain_id
+    storage.mkdir(parents=True, exist_ok=True)
+    return GrainSpec(package_dir=app_dir, storage_dir=storage,
+                     command=(DEBIAN_PYTHON, "-B", "/opt/app/app.py", str(port)),
+                     app_port=port, env=env or {},
+                     limits=limits or Limits(memory_bytes=256 * MiB))
