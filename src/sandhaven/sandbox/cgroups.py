@@ -158,6 +158,12 @@ class Cgroups:
         cg.kill_all()
         return cg.remove()
 
+    def remove_parent(self) -> None:
+        """Remove the parent directories if no grain cgroup is left in them."""
+        for p in self.parent_dirs:
+            with contextlib.suppress(OSError):
+                p.rmdir()
+
     def leftovers(self) -> list[str]:
         """Grain IDs that have a cgroup under the parent (from an earlier run)."""
         names: set[str] = set()

@@ -140,3 +140,22 @@ def python_app_spec(root: Path, grain_id: str, app_dir: Path, port: int = 8000,
                      command=(DEBIAN_PYTHON, "-B", "/opt/app/app.py", str(port)),
                      app_port=port, env=env or {},
                      limits=limits or Limits(memory_bytes=256 * MiB))
+
+
+async def wait_until(condition: Any, timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll ``condition()`` every 10 ms until true; TimeoutError naming ``what``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise TimeoutError(f"Timed out after {timeout:g} s waiting for {what}.")
+        await asyncio.sleep(0.01)
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False

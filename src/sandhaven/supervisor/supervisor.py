@@ -157,6 +157,8 @@ class Supervisor:
         for task in list(self._watchers):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self._cgroups is not None:
+            self._cgroups.remove_parent()
 
     async def __aenter__(self) -> Supervisor:
         await self.start()

@@ -8,10 +8,14 @@ GET /whoami      uid, gid, pid, hostname as JSON
 GET /stream      a response that sends one line every 0.2 s until the client leaves
 GET /exit?code=N the process exits with status N (a crash, seen from outside)
 GET /proxy?url=U fetches U through HTTP_PROXY and returns status and body
+GET /alloc?mb=N  allocates N MiB in the server process itself and keeps it
+
+With IGNORE_SIGTERM=1 in the environment the server ignores SIGTERM.
 """
 
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -19,6 +23,8 @@ import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+HOARD = []
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -69,6 +75,9 @@ class Handler(BaseHTTPRequestHandler):
             sys.stderr.write("exiting on request\n")
             sys.stderr.flush()
             os._exit(int(query.get("code", "3")))
+        elif url.path == "/alloc":
+            HOARD.append(bytearray(int(query.get("mb", "1")) << 20))
+            self.send_json({"held_mb": sum(len(b) for b in HOARD) >> 20})
         elif url.path == "/proxy":
             try:
                 with urllib.request.urlopen(query["url"], timeout=5) as r:
@@ -82,6 +91,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
+    if os.environ.get("IGNORE_SIGTERM") == "1":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     ThreadingHTTPServer.daemon_threads = True
     server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
     print(f"listening on {sys.argv[1]}", flush=True)
