@@ -1,6 +1,6 @@
 """Run a supervisor with one grain until killed (used to test a SIGKILLed server).
 
-    python serve_one_grain.py ROOT GRAIN_ID APP_DIR
+    python serve_one_grain.py ROOT GRAIN_ID APP_DIR CGROUP_PARENT
 
 Prints one JSON line {"socket": path, "pids": [...]} once the grain answers.
 """
@@ -14,8 +14,9 @@ from sandhaven.sandbox.testing import python_app_spec, test_config
 from sandhaven.supervisor import Supervisor
 
 
-async def main(root: Path, grain_id: str, app: Path) -> None:
-    sup = Supervisor(lambda gid: python_app_spec(root, gid, app), test_config(root))
+async def main(root: Path, grain_id: str, app: Path, parent: str) -> None:
+    config = test_config(root, cgroup_parent=parent)
+    sup = Supervisor(lambda gid: python_app_spec(root, gid, app), config)
     await sup.start()
     sock = await sup.ensure_running(grain_id)
     pids = sup._cgroups.grain(grain_id).pids()  # noqa: SLF001
@@ -23,4 +24,4 @@ async def main(root: Path, grain_id: str, app: Path) -> None:
     await asyncio.Event().wait()
 
 
-asyncio.run(main(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])))
+asyncio.run(main(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4]))

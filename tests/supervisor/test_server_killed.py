@@ -19,8 +19,10 @@ SERVER = Path(__file__).parent / "serve_one_grain.py"
 
 
 def test_sigkilled_server_then_clean_start(root: Path) -> None:
-    server = subprocess.Popen([sys.executable, str(SERVER), str(root), "db", str(SQLITE)],
-                              stdout=subprocess.PIPE, text=True)
+    config = test_config(root)
+    server = subprocess.Popen(
+        [sys.executable, str(SERVER), str(root), "db", str(SQLITE), config.cgroup_parent],
+        stdout=subprocess.PIPE, text=True)
     try:
         line = server.stdout.readline()  # type: ignore[union-attr]
         assert line, "the server printed nothing"
@@ -39,10 +41,10 @@ def test_sigkilled_server_then_clean_start(root: Path) -> None:
         while any(pid_alive(p) for p in first["pids"]):
             assert loop.time() < deadline, "grain processes outlived the killed server"
             await asyncio.sleep(0.01)
-        assert sock.exists() or sock.parent.exists()  # stale bridge left behind
-        async with Supervisor(lambda gid: python_app_spec(root, gid, SQLITE),
-                              test_config(root)) as sup:
+        assert sock.parent.exists()  # a stale bridge directory is left behind
+        async with Supervisor(lambda gid: python_app_spec(root, gid, SQLITE), config) as sup:
             assert not sock.parent.exists()  # cleaned at start
+            assert sup._cgroups.leftovers() == []  # noqa: SLF001 - stale cgroup removed
             new_sock = await sup.ensure_running("db")
             assert sup.status("db") is GrainState.RUNNING
             assert (await http_request(new_sock, "/"))[0] == 200
