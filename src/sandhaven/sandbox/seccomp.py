@@ -136,15 +136,15 @@ def _add_conditional_rules(f: sc.SyscallFilter) -> None:
     # ioctl: terminal input injection.
     for request in (_TIOCSTI, _TIOCLINUX):
         f.add_rule(eperm, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))
-    # personality(): only PER_LINUX (0) and the query 0xffffffff pass. libseccomp
-    # allows one comparison per argument and rule, so "neither all-zero nor
-    # all-one in the low 32 bits" is written as "some pair of neighbouring bits
-    # differ" (32 pairs, two rules each), plus anything above 32 bits.
+    # personality(): only PER_LINUX (0) and the query 0xffffffff pass. The kernel
+    # reads the low 32 bits only (callers passing -1 as a C int send 64 one-bits).
+    # libseccomp allows one comparison per argument and rule, so "neither all-zero
+    # nor all-one in the low 32 bits" is written as "some pair of neighbouring
+    # bits differs": 32 pairs, two rules each.
     for bit in range(32):
         pair = (1 << bit) | (1 << ((bit + 1) % 32))
         for value in (1 << bit, 1 << ((bit + 1) % 32)):
             f.add_rule(eperm, "personality", sc.Arg(0, sc.MASKED_EQ, pair, value))
-    f.add_rule(eperm, "personality", sc.Arg(0, sc.GT, 0xFFFFFFFF))
 
 
 def build_filter() -> bytes:
