@@ -155,6 +155,9 @@ def build_filter() -> bytes:
     try:
         f = sc.SyscallFilter(sc.ALLOW)
         f.set_attr(sc.Attr.ACT_BADARCH, sc.ERRNO(errno.ENOSYS))
+        # A binary tree over syscall numbers instead of a linear chain: every
+        # system call of the grain pays for the filter.
+        f.set_attr(sc.Attr.CTL_OPTIMIZE, 2)
         for rule in DENIED:
             f.add_rule(sc.ERRNO(rule.error), rule.syscall)
         _add_conditional_rules(f)
