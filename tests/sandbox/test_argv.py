@@ -22,7 +22,7 @@ def argv(grain_uid: int | None = 64999) -> list[str]:
     host = Host(helpers=HELPERS, paths=HostPaths(Path("/run/sh")), bwrap="/usr/bin/bwrap",
                 grain_uid=grain_uid)
     return build_argv(SPEC, "g1", host, cgroup_procs=[Path("/cg/memory/g1/cgroup.procs")],
-                      seccomp_fd=7, info_fd=8)
+                      seccomp_fd=7, info_fd=8, app_listen_fd=9)
 
 
 def pairs(args: list[str], option: str) -> list[str]:
@@ -41,7 +41,7 @@ def test_spawn_helper_joins_cgroups_limits_files_stages_and_drops_to_the_grain_u
     assert pairs(helper, "--cgroup") == ["/cg/memory/g1/cgroup.procs"]
     assert pairs(helper, "--nofile") == ["1024:4096"]
     assert pairs(helper, "--stage") == [
-        "app=/data/packages/abc:ro", "var=/data/grains/g1", "bridge=/run/sh/grains/g1",
+        "app=/data/packages/abc:ro", "var=/data/grains/g1", "api=/run/sh/grains/g1/api.sock:ro",
         "etc=/run/sh/etc:ro", "init=/lib/sh/sandhaven-init:ro"]
     assert pairs(helper, "--uid") == ["64999"] and pairs(helper, "--gid") == ["64999"]
     assert args[args.index("--") + 1] == "/usr/bin/bwrap"
@@ -72,7 +72,8 @@ def test_mounts_package_read_only_storage_read_write_and_nothing_else_of_the_hos
     assert ro["/usr"] == "/usr"
     assert ro["/run/sh/stage/etc"] == "/etc"
     assert ro["/run/sh/stage/init"] == "/sandhaven/init"
-    assert rw == {"/run/sh/stage/var": "/var", "/run/sh/stage/bridge": "/sandhaven/bridge"}
+    assert ro["/run/sh/stage/api"] == "/sandhaven/api.sock"
+    assert rw == {"/run/sh/stage/var": "/var"}  # the only writable host path
     host_sources = [s for s in ro if not s.startswith("/run/sh/stage/")]
     assert all(s == "/usr" or s.startswith("/etc/ssl/certs") or s == "/etc/alternatives"
                for s in host_sources), host_sources
@@ -105,8 +106,8 @@ def test_environment_is_only_the_manifest_plus_platform_variables() -> None:
 def test_init_runs_the_bridge_then_the_app_command() -> None:
     args = argv()
     tail = args[args.index("--seccomp") + 2:]
-    assert tail == ["/sandhaven/init", "/sandhaven/bridge/app.sock", "8000",
-                    "/sandhaven/bridge/api.sock", "15239", "--", "/opt/app/run", "--flag"]
+    assert tail == ["/sandhaven/init", "9", "8000", "/sandhaven/api.sock", "15239",
+                    "--", "/opt/app/run", "--flag"]
 
 
 def test_without_root_sources_are_used_in_place_and_no_uid_change() -> None:

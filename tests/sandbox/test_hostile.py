@@ -81,6 +81,8 @@ EXPECTED: dict[str, set[str]] = {
     "write_usr": {"EROFS"},
     "write_etc": {"EROFS"},
     "write_root": {"EROFS"},
+    "write_platform_dir": {"EROFS"},
+    "inherited_fds": {"none"},
     # limits
     "fill_tmp": {"ENOSPC"},
     "fork_bomb": {"EAGAIN"},

@@ -1,5 +1,5 @@
 """A server killed with SIGKILL takes its grains with it and leaves nothing that
-blocks the next start: stale sockets, bridge directories and cgroups are cleaned."""
+blocks the next start: stale sockets, socket directories and cgroups are cleaned."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_sigkilled_server_then_clean_start(root: Path) -> None:
         while any(pid_alive(p) for p in first["pids"]):
             assert loop.time() < deadline, "grain processes outlived the killed server"
             await asyncio.sleep(0.01)
-        assert sock.parent.exists()  # a stale bridge directory is left behind
+        assert sock.parent.exists()  # a stale socket directory is left behind
         async with Supervisor(lambda gid: python_app_spec(root, gid, SQLITE), config) as sup:
             assert not sock.parent.exists()  # cleaned at start
             assert sup._cgroups.leftovers() == []  # noqa: SLF001 - stale cgroup removed

@@ -9,6 +9,10 @@ filter comes last among the options (bubblewrap loads it just before exec).
 The full command is::
 
     sandhaven-spawn <host steps> -- bwrap <sandbox steps> /sandhaven/init <bridge> -- <app argv>
+
+The grain gets no writable host directory besides its storage: the app socket
+is created by the platform and inherited as a descriptor, the API socket is
+bound read-only (connecting to a socket needs no write access to its mount).
 """
 
 from __future__ import annotations
@@ -52,16 +56,16 @@ class Sources:
 
     app: str
     var: str
-    bridge: str
+    api_socket: str
     etc: str
     init: str
 
 
 def build_argv(spec: GrainSpec, grain_id: str, host: Host, *, cgroup_procs: list[Path],
-               seccomp_fd: int, info_fd: int) -> list[str]:
-    """The whole command for one grain start. ``seccomp_fd`` and ``info_fd`` are
-    descriptor numbers the caller passes to the child (the compiled filter;
-    a pipe where bubblewrap writes the init's host PID as JSON)."""
+               seccomp_fd: int, info_fd: int, app_listen_fd: int) -> list[str]:
+    """The whole command for one grain start. The ``*_fd`` are descriptor numbers
+    the caller passes to the child: the compiled filter; a pipe where bubblewrap
+    writes the init's host PID as JSON; the listening app socket."""
     sources = grain_sources(spec, grain_id, host)
     return [
         *host_preparation(spec, grain_id, host, cgroup_procs),
@@ -75,7 +79,7 @@ def build_argv(spec: GrainSpec, grain_id: str, host: Host, *, cgroup_procs: list
         *environment(spec),
         *reporting(info_fd),
         *seccomp(seccomp_fd),
-        *init_and_command(spec),
+        *init_and_command(spec, app_listen_fd),
     ]
 
 
@@ -84,10 +88,11 @@ def grain_sources(spec: GrainSpec, grain_id: str, host: Host) -> Sources:
     if host.stage:
         stage = host.paths.stage_dir
         return Sources(app=str(stage / "app"), var=str(stage / "var"),
-                       bridge=str(stage / "bridge"), etc=str(stage / "etc"),
+                       api_socket=str(stage / "api"), etc=str(stage / "etc"),
                        init=str(stage / "init"))
     return Sources(app=str(spec.package_dir), var=str(spec.storage_dir),
-                   bridge=str(host.paths.bridge_dir(grain_id)), etc=str(host.paths.etc_dir),
+                   api_socket=str(host.paths.api_socket(grain_id)),
+                   etc=str(host.paths.etc_dir),
                    init=str(host.helpers.init))
 
 
@@ -105,7 +110,7 @@ def host_preparation(spec: GrainSpec, grain_id: str, host: Host,
         argv += ["--stage-root", str(host.paths.stage_dir),
                  "--stage", f"app={spec.package_dir}:ro",
                  "--stage", f"var={spec.storage_dir}",
-                 "--stage", f"bridge={host.paths.bridge_dir(grain_id)}",
+                 "--stage", f"api={host.paths.api_socket(grain_id)}:ro",
                  "--stage", f"etc={host.paths.etc_dir}:ro",
                  "--stage", f"init={host.helpers.init}:ro"]
         argv += ["--uid", str(host.grain_uid), "--gid", str(host.grain_uid)]
@@ -141,22 +146,21 @@ def base_filesystem(sources: Sources) -> list[str]:
 
 def grain_filesystem(spec: GrainSpec, sources: Sources) -> list[str]:
     """The package read-only, the grain's storage read-write, a capped /tmp, a
-    minimal /dev, a /proc of the grain's own PID namespace, the bridge directory
-    shared with the platform, and the init."""
+    minimal /dev, a /proc of the grain's own PID namespace, the platform's API
+    socket, and the init."""
     return [
         "--ro-bind", sources.app, layout.INSIDE_APP,
         "--bind", sources.var, layout.INSIDE_VAR,
         "--size", str(spec.limits.tmp_bytes), "--tmpfs", layout.INSIDE_TMP,
         "--dev", "/dev",
         "--proc", "/proc",
-        "--bind", sources.bridge, layout.INSIDE_BRIDGE,
+        "--ro-bind", sources.api_socket, layout.INSIDE_API_SOCKET,
         "--ro-bind", sources.init, layout.INSIDE_INIT,
     ]
 
 
 def freeze_root() -> list[str]:
-    """The root itself read-only: nothing can be written outside /var and /tmp
-    (and the bridge directory)."""
+    """The root itself read-only: nothing can be written outside /var and /tmp."""
     return ["--remount-ro", "/"]
 
 
@@ -195,10 +199,10 @@ def seccomp(seccomp_fd: int) -> list[str]:
     return ["--seccomp", str(seccomp_fd)]
 
 
-def init_and_command(spec: GrainSpec) -> list[str]:
-    """The init with its bridge endpoints, then the app's own command."""
-    bridge = layout.INSIDE_BRIDGE
+def init_and_command(spec: GrainSpec, app_listen_fd: int) -> list[str]:
+    """The init with its bridge endpoints (the inherited app listener, the app's
+    port, the API socket, the proxy port), then the app's own command."""
     return [layout.INSIDE_INIT,
-            f"{bridge}/{layout.APP_SOCKET_NAME}", str(spec.app_port),
-            f"{bridge}/{layout.API_SOCKET_NAME}", str(PROXY_PORT),
+            str(app_listen_fd), str(spec.app_port),
+            layout.INSIDE_API_SOCKET, str(PROXY_PORT),
             "--", *spec.command]

@@ -2,11 +2,12 @@
 
 Inside the grain, ``sandhaven-init`` relays ``app.sock`` to the app's loopback
 port and the app's ``HTTP_PROXY`` (127.0.0.1:15239) to ``api.sock``. Both
-sockets live in the grain's bridge directory, which the grain can write: it could
-replace ``app.sock`` with a symlink to any socket of the host. So the platform
-never connects by path: :func:`connect_app` opens the name with ``O_PATH |
-O_NOFOLLOW``, checks it is a socket, and connects through ``/proc/self/fd/N``
-(which also lifts the 108-byte limit on socket paths).
+sockets live in a host directory only the platform can write (the app socket's
+listener is handed to the init as a descriptor). Still, the platform never
+connects by plain path: :func:`connect_app` opens the name with ``O_PATH |
+O_NOFOLLOW``, checks it is a socket, and connects through ``/proc/self/fd/N``, a
+second wall against a planted symlink that also lifts the 108-byte limit on
+socket paths.
 
 :class:`PlatformApi` answers what the app sends to its proxy: requests for
 ``http://http-bridge/...`` are platform calls (a JSON 404 until the powerbox

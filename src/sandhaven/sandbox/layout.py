@@ -7,13 +7,16 @@ Inside (fixed, documented in docs/reference/sandbox.md)::
     /tmp                tmpfs with a size cap
     /etc                curated files, read-only
     /sandhaven/init     PID 1 and bridge, read-only
-    /sandhaven/bridge/  app.sock (the bridge listens), api.sock (the platform listens)
+    /sandhaven/api.sock the platform's end of the app's HTTP proxy
+
+The app socket is not in the grain at all: the platform creates it on the host
+and hands the listening descriptor down to the init.
 
 On the host, per supervisor runtime directory::
 
     RUNTIME/etc/                  the curated /etc, built once
     RUNTIME/stage/                mount point for staging (see native/spawn.c)
-    RUNTIME/grains/<grain-id>/    the bridge directory of one running grain
+    RUNTIME/grains/<grain-id>/    app.sock and api.sock of one running grain (root only)
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ INSIDE_APP = "/opt/app"
 INSIDE_VAR = "/var"
 INSIDE_TMP = "/tmp"
 INSIDE_INIT = "/sandhaven/init"
-INSIDE_BRIDGE = "/sandhaven/bridge"
+INSIDE_API_SOCKET = "/sandhaven/api.sock"
 APP_SOCKET_NAME = "app.sock"
 API_SOCKET_NAME = "api.sock"
 GRAIN_UID = 1000

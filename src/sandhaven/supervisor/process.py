@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from sandhaven.errors import GrainStartFailed
 from sandhaven.sandbox import bridge, seccomp
 from sandhaven.sandbox.argv import Host, build_argv
 from sandhaven.sandbox.cgroups import Cgroups, GrainCgroup
+from sandhaven.sandbox.layout import APP_SOCKET_NAME
 from sandhaven.sandbox.spec import GrainSpec, MiB
 from sandhaven.supervisor.log import GrainLog
 
@@ -111,24 +113,35 @@ class GrainProcess:
         """
         bridge_dir = host.paths.bridge_dir(grain_id)
         shutil.rmtree(bridge_dir, ignore_errors=True)
-        bridge_dir.mkdir(mode=0o700, parents=True)
+        bridge_dir.mkdir(mode=0o700, parents=True)  # the platform's only
         if host.grain_uid is not None:
-            os.chown(bridge_dir, host.grain_uid, host.grain_uid)
             _own_storage(spec.storage_dir, host.grain_uid)
         api = bridge.PlatformApi(grain_id, host.paths.api_socket(grain_id))
         await api.start()
-        cgroup = cgroups.create(grain_id, spec.limits.memory_bytes, spec.limits.max_processes)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            _bind_in(listener, bridge_dir, APP_SOCKET_NAME)
+            listener.listen(512)
+            cgroup = cgroups.create(grain_id, spec.limits.memory_bytes,
+                                    spec.limits.max_processes)
+        except BaseException:
+            listener.close()
+            await api.close()
+            shutil.rmtree(bridge_dir, ignore_errors=True)
+            raise
         self = cls(grain_id, host, cgroups, cgroup, api, log)
         seccomp_fd = seccomp.filter_fd(filter_program)
         info_r, info_w = os.pipe2(os.O_CLOEXEC)
         try:
             argv = build_argv(spec, grain_id, host, cgroup_procs=cgroup.procs_files,
-                              seccomp_fd=seccomp_fd, info_fd=info_w)
+                              seccomp_fd=seccomp_fd, info_fd=info_w,
+                              app_listen_fd=listener.fileno())
             log.note(f"starting (memory {spec.limits.memory_bytes // MiB} MiB, "
                      f"{spec.limits.max_processes} processes)")
             self.proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT, pass_fds=(seccomp_fd, info_w), env={},
+                stderr=asyncio.subprocess.STDOUT,
+                pass_fds=(seccomp_fd, info_w, listener.fileno()), env={},
                 start_new_session=True,
             )
         except BaseException:
@@ -138,6 +151,7 @@ class GrainProcess:
         finally:
             os.close(seccomp_fd)
             os.close(info_w)
+            listener.close()  # the grain's init holds it now
         self._log_task = asyncio.create_task(self._pump_log())
         self.exited = asyncio.create_task(self._watch())
         info = await _read_info(info_r)
@@ -267,6 +281,16 @@ def _describe(status: int, limit: str | None, p: GrainProcess) -> str:
     if status < 0:
         return f"{where}: sandbox killed by signal {-status}"
     return f"{where} with status {status}"
+
+
+def _bind_in(sock: socket.socket, directory: Path, name: str) -> None:
+    """Bind ``sock`` to ``directory/name`` through ``/proc/self/fd/N/name``, so that
+    the 108-byte limit of socket paths does not apply to the runtime dir."""
+    fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        sock.bind(f"/proc/self/fd/{fd}/{name}")
+    finally:
+        os.close(fd)
 
 
 def _own_storage(storage: Path, uid: int) -> None:

@@ -367,7 +367,7 @@ class Supervisor:
                     task.add_done_callback(self._watchers.discard)
 
     def _clean_runtime_dir(self) -> None:
-        """Whatever a killed server left: mounts, sockets, bridge directories."""
+        """Whatever a killed server left: mounts, sockets, socket directories."""
         runtime = self.config.runtime_dir
         unmount_under(runtime)
         for sub in ("grains", "stage", "etc"):

@@ -1,7 +1,7 @@
 /*
  * sandhaven-init: PID 1 of a grain and its bridge to the platform.
  *
- *   sandhaven-init APP_SOCKET APP_PORT API_SOCKET PROXY_PORT -- COMMAND ARG...
+ *   sandhaven-init APP_FD APP_PORT API_SOCKET PROXY_PORT -- COMMAND ARG...
  *
  * As init it starts COMMAND, reaps every orphan, and when it receives SIGTERM
  * (or SIGINT, SIGHUP) or when COMMAND exits, sends SIGTERM to every process of
@@ -12,8 +12,9 @@
  *
  * As bridge it relays, in one epoll loop with no thread or process per
  * connection:
- *   - connections accepted on the Unix socket APP_SOCKET (in a directory the
- *     platform also sees) to TCP 127.0.0.1:APP_PORT, where the app listens;
+ *   - connections accepted on APP_FD, a listening Unix socket the platform
+ *     created on the host and handed down (so the grain needs no writable host
+ *     directory), to TCP 127.0.0.1:APP_PORT, where the app listens;
  *     while the app is not listening the accepted connection is closed at once,
  *     which is how the platform polls for readiness;
  *   - connections accepted on TCP 127.0.0.1:PROXY_PORT (the app's HTTP_PROXY)
@@ -227,14 +228,20 @@ static void reap(void) {
     }
 }
 
-static int listen_unix(const char *path) {
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof a.sun_path) { errno = ENAMETOOLONG; fail(path); }
-    strcpy(a.sun_path, path);
-    unlink(path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 512) < 0) fail(path);
-    return fd;
+static int adopt_listener(const char *arg) {
+    char *end;
+    long fd = strtol(arg, &end, 10);
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (*end || fd < 3 || fd > 1023 || getsockopt((int)fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0
+        || type != SOCK_STREAM) {
+        errno = EBADF;
+        fail("APP_FD is not a stream socket");
+    }
+    /* Not for the app: close on exec, and never block the loop. */
+    if (fcntl((int)fd, F_SETFD, FD_CLOEXEC) < 0) fail("fcntl");
+    if (fcntl((int)fd, F_SETFL, fcntl((int)fd, F_GETFL) | O_NONBLOCK) < 0) fail("fcntl");
+    return (int)fd;
 }
 
 static int listen_tcp(int port) {
@@ -250,7 +257,7 @@ static int listen_tcp(int port) {
 
 int main(int argc, char **argv) {
     if (argc < 7 || strcmp(argv[5], "--") != 0) {
-        fprintf(stderr, "usage: sandhaven-init APP_SOCKET APP_PORT API_SOCKET PROXY_PORT -- COMMAND...\n");
+        fprintf(stderr, "usage: sandhaven-init APP_FD APP_PORT API_SOCKET PROXY_PORT -- COMMAND...\n");
         return 125;
     }
     app_port = atoi(argv[2]);
@@ -268,7 +275,7 @@ int main(int argc, char **argv) {
     epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0) fail("epoll");
     proxy_l.fd = listen_tcp(proxy_port);
-    app_l.fd = listen_unix(argv[1]);
+    app_l.fd = adopt_listener(argv[1]);
     watch(sig_l.fd, &sig_l, EPOLLIN, EPOLL_CTL_ADD);
     watch(app_l.fd, &app_l, EPOLLIN, EPOLL_CTL_ADD);
     watch(proxy_l.fd, &proxy_l, EPOLLIN, EPOLL_CTL_ADD);

@@ -24,6 +24,9 @@ import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+# Descriptors the app was started with (the listing itself opens one more).
+STARTUP_FDS = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
+
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 
@@ -250,6 +253,16 @@ def probe_write_etc(ctx):
 
 def probe_write_root(ctx):
     return attempt(os.mkdir, "/planted"), "/planted"
+
+
+def probe_write_platform_dir(ctx):
+    return attempt(lambda: open("/sandhaven/planted", "w").close()), "/sandhaven/planted"
+
+
+def probe_inherited_fds(ctx):
+    # Only 0-2 (and the listing's own); the app socket and the seccomp, info and
+    # other descriptors of the platform stay out of the app's reach.
+    return ("none" if len(STARTUP_FDS) <= 4 else "leaked"), STARTUP_FDS
 
 
 def probe_fill_tmp(ctx):
