@@ -244,3 +244,41 @@ def test_close_stops_every_grain(root: Path) -> None:
         assert not any(pid_alive(p) for p in pids)
 
     asyncio.run(main())
+
+
+def test_app_environment_and_its_proxy_through_the_real_bridge(root: Path) -> None:
+    async def main() -> None:
+        spec_for = hello(root, env={"APP_SETTING": "on"})
+        async with Supervisor(spec_for, test_config(root)) as sup:
+            sock = await sup.ensure_running("g1")
+            env = json.loads((await http_request(sock, "/env"))[1])
+            env.pop("PWD", None)  # set by the interpreter's start-up
+            assert env == {
+                "APP_SETTING": "on", "HOME": "/var", "LANG": "C.UTF-8",
+                "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+                "HTTP_PROXY": "http://127.0.0.1:15239", "http_proxy": "http://127.0.0.1:15239",
+                "NO_PROXY": "localhost,127.0.0.1", "no_proxy": "localhost,127.0.0.1"}
+            platform = json.loads((await http_request(
+                sock, "/proxy?url=http://http-bridge/session/abc/claim"))[1])
+            assert platform["status"] == 404
+            assert json.loads(platform["body"])["error"] == "not_found"
+            outside = json.loads((await http_request(sock, "/proxy?url=http://example.com/"))[1])
+            assert outside["status"] == 403
+
+    asyncio.run(main())
+
+
+def test_settings_feed_the_supervisor_config(tmp_path: Path) -> None:
+    from sandhaven.config import load_settings
+    from sandhaven.supervisor import SupervisorConfig
+
+    settings = load_settings(environ={"SANDHAVEN_DATA_DIR": str(tmp_path),
+                                      "SANDHAVEN_GRAINS_IDLE_TIMEOUT": "60"})
+    config = SupervisorConfig.from_settings(settings)
+    assert config.idle_timeout == 60.0
+    assert config.stop_timeout == 10.0
+    assert config.log_bytes == 1024 * 1024
+    assert config.grain_uid == 64999
+    assert config.helpers_dir == tmp_path / "lib"
+    limits = Limits.from_settings(settings)
+    assert limits == Limits(memory_bytes=1024 * MiB, max_processes=512, tmp_bytes=16 * MiB)

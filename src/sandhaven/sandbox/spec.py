@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sandhaven.errors import SandboxError
 
@@ -33,6 +34,13 @@ class Limits:
     max_processes: int = 512
     tmp_bytes: int = 16 * MiB
     open_files: tuple[int, int] = (1024, 4096)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Limits:
+        """The limits the admin set (``grains.memory_limit`` etc., in MiB)."""
+        return cls(memory_bytes=int(settings.grains_memory_limit) * MiB,
+                   max_processes=int(settings.grains_max_processes),
+                   tmp_bytes=int(settings.grains_tmp_size) * MiB)
 
 
 @dataclass(frozen=True)

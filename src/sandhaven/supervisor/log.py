@@ -1,5 +1,8 @@
 """A grain's log: its standard output and error, capped in size.
 
+TODO(security): a grain's output can hold user data; encrypt it at rest like
+grain volumes once the key hierarchy exists.
+
 Two files, ``log`` and ``log.1``, each at most half the cap: when ``log`` is
 full it becomes ``log.1`` (the older half is dropped). Reading gives the older
 file first. Lines are kept whole where they fit.

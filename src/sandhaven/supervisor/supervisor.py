@@ -136,7 +136,7 @@ class Supervisor:
             _check_reachable(self.config.runtime_dir, grain_uid)
         etc.write_etc(self.paths.etc_dir)
         self.paths.stage_dir.mkdir(mode=0o755, exist_ok=True)
-        self.paths.grains_dir.mkdir(mode=0o711, exist_ok=True)
+        self.paths.grains_dir.mkdir(mode=0o700, exist_ok=True)  # sockets: platform only
         helpers = await asyncio.to_thread(native.ensure_built, self.config.helpers_dir)
         self._filter = seccomp.build_filter()
         self._cgroups = cgroups_mod.detect(self.config.cgroup_parent)
