@@ -19,10 +19,19 @@ from __future__ import annotations
 import errno
 import os
 from dataclasses import dataclass
-
-import pyseccomp as sc
+from types import ModuleType
+from typing import Any
 
 from sandhaven.errors import SandboxUnavailable
+
+
+def _libseccomp() -> ModuleType:
+    """pyseccomp, which loads libseccomp when imported (RuntimeError if absent)."""
+    try:
+        import pyseccomp
+    except (ImportError, RuntimeError) as exc:
+        raise SandboxUnavailable(f"libseccomp cannot be loaded: {exc}.") from None
+    return pyseccomp
 
 
 @dataclass(frozen=True)
@@ -117,7 +126,7 @@ _CLONE_NEW = (0x00020000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000
               | 0x40000000 | 0x02000000)
 
 
-def _add_conditional_rules(f: sc.SyscallFilter) -> None:
+def _add_conditional_rules(sc: ModuleType, f: Any) -> None:
     eperm = sc.ERRNO(errno.EPERM)
     # clone with any CLONE_NEW* flag (argument 0 on x86-64).
     for bit in range(64):
@@ -152,6 +161,7 @@ def build_filter() -> bytes:
 
     Raises SandboxUnavailable when libseccomp cannot be loaded or rejects a rule.
     """
+    sc = _libseccomp()
     try:
         f = sc.SyscallFilter(sc.ALLOW)
         f.set_attr(sc.Attr.ACT_BADARCH, sc.ERRNO(errno.ENOSYS))
@@ -160,7 +170,7 @@ def build_filter() -> bytes:
         f.set_attr(sc.Attr.CTL_OPTIMIZE, 2)
         for rule in DENIED:
             f.add_rule(sc.ERRNO(rule.error), rule.syscall)
-        _add_conditional_rules(f)
+        _add_conditional_rules(sc, f)
         read_fd, write_fd = os.pipe()
         try:
             with os.fdopen(write_fd, "wb", closefd=True) as out:

@@ -104,7 +104,13 @@ class _Grain:
 
 class Supervisor:
     """Runs grains. Use as ``async with Supervisor(spec_for, config) as sup:``
-    or call :meth:`start` and :meth:`close`."""
+    or call :meth:`start` and :meth:`close`.
+
+    All methods belong to one event loop. Grains die with the thread that runs
+    that loop (bubblewrap's ``--die-with-parent`` is a per-thread parent-death
+    signal), which is what makes a killed server leave no grain behind: run the
+    loop on a thread that lives as long as the server.
+    """
 
     def __init__(self, spec_for: SpecSource, config: SupervisorConfig) -> None:
         self.spec_for = spec_for
