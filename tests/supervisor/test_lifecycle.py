@@ -282,3 +282,19 @@ def test_settings_feed_the_supervisor_config(tmp_path: Path) -> None:
     assert config.helpers_dir == tmp_path / "lib"
     limits = Limits.from_settings(settings)
     assert limits == Limits(memory_bytes=1024 * MiB, max_processes=512, tmp_bytes=16 * MiB)
+
+
+def test_a_command_that_cannot_run_fails_the_start_with_the_reason(root: Path) -> None:
+    def spec_for(gid: str) -> GrainSpec:
+        spec = python_app_spec(root, gid, HELLO)
+        return GrainSpec(package_dir=spec.package_dir, storage_dir=spec.storage_dir,
+                         command=("/opt/app/missing",), app_port=8000)
+
+    async def main() -> None:
+        async with Supervisor(spec_for, test_config(root)) as sup:
+            with pytest.raises(GrainStartFailed, match="exited with status 127"):
+                await sup.ensure_running("g1")
+            assert "cannot run /opt/app/missing" in sup.read_log("g1")
+            assert sup.status("g1") is GrainState.CRASHED
+
+    asyncio.run(main())
