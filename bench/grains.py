@@ -152,6 +152,7 @@ async def main(runs: int, grains: int) -> dict[str, object]:
                  "all_stopped_s": round(all_down, 2),
                  "cgroup_memory_mib_total": round(stats["memory_bytes"] / 2**20, 1)},
         "host": {"cpus": os.cpu_count(), "kernel": os.uname().release,
+                 "load_average_1m": round(os.getloadavg()[0], 2),
                  "bwrap": subprocess.run(["bwrap", "--version"], capture_output=True,
                                          text=True).stdout.strip()},
     }
