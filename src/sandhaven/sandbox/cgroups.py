@@ -173,26 +173,26 @@ class Cgroups:
         return sorted(names)
 
 
-def detect(parent: str = "sandhaven") -> Cgroups:
+def detect(parent: str = "sandhaven", root: Path = ROOT) -> Cgroups:
     """The host's cgroup backend with ``parent`` created in it.
 
-    Raises SandboxUnavailable naming what is missing (no writable memory and
-    pids controllers).
+    ``root`` is where the hierarchies are mounted. Raises SandboxUnavailable
+    naming what is missing (no writable memory and pids controllers).
     """
-    if (ROOT / "cgroup.controllers").exists():
-        controllers = (ROOT / "cgroup.controllers").read_text().split()
+    if (root / "cgroup.controllers").exists():
+        controllers = (root / "cgroup.controllers").read_text().split()
         if {"memory", "pids"} <= set(controllers):
-            base = ROOT / parent
+            base = root / parent
             try:
                 base.mkdir(mode=0o755, exist_ok=True)
-                _write(ROOT / "cgroup.subtree_control", "+memory +pids")
+                _write(root / "cgroup.subtree_control", "+memory +pids")
                 _write(base / "cgroup.subtree_control", "+memory +pids")
             except OSError as exc:
                 raise SandboxUnavailable(
                     f"Cgroup v2 parent {base} cannot be set up: {exc.strerror}."
                 ) from None
             return Cgroups(2, (base,))
-    v1 = (ROOT / "memory", ROOT / "pids")
+    v1 = (root / "memory", root / "pids")
     if all((d / "cgroup.procs").exists() for d in v1):
         dirs = tuple(d / parent for d in v1)
         try:
@@ -204,5 +204,5 @@ def detect(parent: str = "sandhaven") -> Cgroups:
             ) from None
         return Cgroups(1, dirs)
     raise SandboxUnavailable(
-        "No writable cgroup hierarchy with the memory and pids controllers under /sys/fs/cgroup."
+        f"No writable cgroup hierarchy with the memory and pids controllers under {root}."
     )

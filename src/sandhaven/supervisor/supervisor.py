@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandhaven.errors import GrainCrashed, GrainStartFailed, SandboxUnavailable
+from sandhaven.errors import GrainCrashed, GrainStartFailed, SandboxError, SandboxUnavailable
 from sandhaven.sandbox import cgroups as cgroups_mod
 from sandhaven.sandbox import etc, native, seccomp
 from sandhaven.sandbox.argv import Host
@@ -305,7 +305,9 @@ class Supervisor:
         return g
 
     async def _start(self, g: _Grain) -> None:
-        assert self._host is not None and self._cgroups is not None
+        if self._host is None or self._cgroups is None:
+            g.start_task = None
+            raise SandboxError("The supervisor is not started.")
         previous = g.state
         g.state = GrainState.STARTING
         try:
