@@ -263,24 +263,26 @@ class GrainProcess:
 
 
 def _describe(status: int, limit: str | None, p: GrainProcess) -> str:
-    if limit == "memory":
-        return "killed: memory limit exceeded"
-    if p.killed:
-        return "killed after the stop timeout"
+    """One line for the owner: why the sandbox ended."""
     if p.stopping:
-        return "stopped"
-    where = "exited"
-    if limit == "processes":
-        where = "exited after reaching the process limit"
+        return "killed after the stop timeout" if p.killed else "stopped"
+    if limit == "memory" and status == 128 + signal.SIGKILL:
+        return "killed: memory limit exceeded"
     if status >= 128:
         try:
             name = signal.Signals(status - 128).name
         except ValueError:
             name = f"signal {status - 128}"
-        return f"{where}: killed by {name}"
-    if status < 0:
-        return f"{where}: sandbox killed by signal {-status}"
-    return f"{where} with status {status}"
+        text = f"exited: killed by {name}"
+    elif status < 0:
+        text = f"exited: sandbox killed by signal {-status}"
+    else:
+        text = f"exited with status {status}"
+    if limit == "memory":
+        text += " (after hitting the memory limit)"
+    elif limit == "processes":
+        text += " (after reaching the process limit)"
+    return text
 
 
 def _bind_in(sock: socket.socket, directory: Path, name: str) -> None:
