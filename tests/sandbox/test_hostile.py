@@ -171,6 +171,8 @@ def test_nothing_of_the_grains_is_left_on_the_host_after_stop(suite: Suite) -> N
     run_dir = Path(sup.config.runtime_dir)
     suite.harness.call(sup.stop("hostile"))
     assert sup.status("hostile") is GrainState.STOPPED
+    assert sup.last_exit("hostile").reason == "stopped"  # cleanly, despite all of the above
+    assert sup.statistics()["crashes"] == 0
     assert not (run_dir / "grains" / "hostile").exists()
     cg = sup._cgroups.grain("hostile")  # noqa: SLF001 - checking the host side directly
     assert not any(d.exists() for d in cg.dirs)
