@@ -9,6 +9,8 @@ GET /stream      a response that sends one line every 0.2 s until the client lea
 GET /exit?code=N the process exits with status N (a crash, seen from outside)
 GET /proxy?url=U fetches U through HTTP_PROXY and returns status and body
 GET /alloc?mb=N  allocates N MiB in the server process itself and keeps it
+GET /big?mb=N    N MiB of bytes 0..255 repeated
+POST /echo       the request body back
 
 With IGNORE_SIGTERM=1 in the environment the server ignores SIGTERM.
 """
@@ -41,6 +43,14 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def do_HEAD(self):
         self.send_response(200)
@@ -76,6 +86,14 @@ class Handler(BaseHTTPRequestHandler):
             sys.stderr.write("exiting on request\n")
             sys.stderr.flush()
             os._exit(int(query.get("code", "3")))
+        elif url.path == "/big":
+            size = int(query.get("mb", "1")) << 20
+            self.send_response(200)
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            block = bytes(range(256)) * 4096
+            for _ in range(size // len(block)):
+                self.wfile.write(block)
         elif url.path == "/alloc":
             HOARD.append(bytearray(int(query.get("mb", "1")) << 20))
             self.send_json({"held_mb": sum(len(b) for b in HOARD) >> 20})
