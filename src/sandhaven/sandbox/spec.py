@@ -17,7 +17,7 @@ from sandhaven.errors import SandboxError
 
 MiB = 1024 * 1024
 
-# Names an app cannot set: the platform owns them (compat.md, issue 4).
+# Names an app cannot set: the platform owns them (docs/reference/sandbox.md).
 PLATFORM_ENV = frozenset({"HOME", "PATH", "LANG", "HTTP_PROXY", "http_proxy", "NO_PROXY",
                           "no_proxy", "TZ"})
 
