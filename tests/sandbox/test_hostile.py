@@ -82,6 +82,10 @@ EXPECTED: dict[str, set[str]] = {
     "write_etc": {"EROFS"},
     "write_root": {"EROFS"},
     "write_platform_dir": {"EROFS"},
+    "write_dev": {"EROFS"},
+    "fill_dev_shm": {"ENOSPC"},
+    "read_kcore": {"ENOENT"},
+    "sysrq": {"ENOENT"},
     "inherited_fds": {"none"},
     # limits
     "fill_tmp": {"ENOSPC"},
@@ -162,6 +166,7 @@ def test_probe_fails_the_expected_way(suite: Suite, name: str) -> None:
 def test_limits_held_at_their_figures(suite: Suite) -> None:
     filled = suite.probe("fill_tmp")["detail"]
     assert filled <= HOSTILE_LIMITS.tmp_bytes
+    assert suite.probe("fill_dev_shm")["detail"] <= HOSTILE_LIMITS.tmp_bytes
     forks = suite.probe("fork_bomb")["detail"]
     assert int(forks[0]) < HOSTILE_LIMITS.max_processes
 

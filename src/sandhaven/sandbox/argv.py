@@ -146,13 +146,15 @@ def base_filesystem(sources: Sources) -> list[str]:
 
 def grain_filesystem(spec: GrainSpec, sources: Sources) -> list[str]:
     """The package read-only, the grain's storage read-write, a capped /tmp, a
-    minimal /dev, a /proc of the grain's own PID namespace, the platform's API
-    socket, and the init."""
+    minimal /dev whose /dev/shm is capped like /tmp (else shared memory could take
+    the whole memory limit and get the grain OOM-killed over and over), a /proc
+    of the grain's own PID namespace, the platform's API socket, and the init."""
     return [
         "--ro-bind", sources.app, layout.INSIDE_APP,
         "--bind", sources.var, layout.INSIDE_VAR,
         "--size", str(spec.limits.tmp_bytes), "--tmpfs", layout.INSIDE_TMP,
         "--dev", "/dev",
+        "--size", str(spec.limits.tmp_bytes), "--tmpfs", "/dev/shm",
         "--proc", "/proc",
         "--ro-bind", sources.api_socket, layout.INSIDE_API_SOCKET,
         "--ro-bind", sources.init, layout.INSIDE_INIT,
@@ -160,8 +162,9 @@ def grain_filesystem(spec: GrainSpec, sources: Sources) -> list[str]:
 
 
 def freeze_root() -> list[str]:
-    """The root itself read-only: nothing can be written outside /var and /tmp."""
-    return ["--remount-ro", "/"]
+    """The root and /dev read-only: nothing can be written outside /var, /tmp
+    and /dev/shm (each a mount of its own, not touched by these remounts)."""
+    return ["--remount-ro", "/dev", "--remount-ro", "/"]
 
 
 def identity() -> list[str]:

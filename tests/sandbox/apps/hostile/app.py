@@ -13,6 +13,7 @@ GET /probe/NAME?ctx=JSON run one probe; answers {"name", "outcome", "detail"}
 grain's storage and socket, a host TCP port, a host PID, an abstract socket name.
 """
 
+import contextlib
 import ctypes
 import errno
 import json
@@ -263,6 +264,39 @@ def probe_inherited_fds(ctx):
     # Only 0-2 (and the listing's own); the app socket and the seccomp, info and
     # other descriptors of the platform stay out of the app's reach.
     return ("none" if len(STARTUP_FDS) <= 4 else "leaked"), STARTUP_FDS
+
+
+def probe_write_dev(ctx):
+    return attempt(lambda: open("/dev/planted", "w").close()), "/dev/planted"
+
+
+def probe_fill_dev_shm(ctx):
+    written = 0
+    chunk = b"x" * (1 << 20)
+    outcome = "ok"
+    try:
+        with open("/dev/shm/fill", "wb") as f:
+            for _ in range(4096):
+                f.write(chunk)
+                f.flush()
+                written += len(chunk)
+    except OSError as e:
+        outcome = errno.errorcode.get(e.errno, str(e))
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink("/dev/shm/fill")
+    return outcome, written
+
+
+def probe_read_kcore(ctx):
+    return attempt(read_file, "/proc/kcore"), ""
+
+
+def probe_sysrq(ctx):
+    def write():
+        with open("/proc/sysrq-trigger", "w") as f:
+            f.write("h")
+    return attempt(write), ""
 
 
 def probe_fill_tmp(ctx):
