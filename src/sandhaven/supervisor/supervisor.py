@@ -22,6 +22,7 @@ import contextlib
 import enum
 import inspect
 import os
+import resource
 import shutil
 import stat
 import time
@@ -137,6 +138,7 @@ class Supervisor:
             raise SandboxUnavailable("bubblewrap (bwrap) is not installed.")
         root = os.geteuid() == 0
         grain_uid = self.config.grain_uid if root else None
+        _raise_open_file_limit()
         self._clean_runtime_dir()
         if grain_uid is not None:
             _check_reachable(self.config.runtime_dir, grain_uid)
@@ -382,6 +384,16 @@ class Supervisor:
             shutil.rmtree(runtime / sub, ignore_errors=True)
         runtime.mkdir(mode=0o755, parents=True, exist_ok=True)
         os.chmod(runtime, 0o755)
+
+
+def _raise_open_file_limit() -> None:
+    """Each running grain holds ~4 descriptors in the server (its log pipe, pidfd,
+    API socket, API connections): lift the soft limit to the hard one so that a
+    few hundred grains fit. Grains get their own limits from the spawn helper."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _check_reachable(path: Path, uid: int) -> None:
