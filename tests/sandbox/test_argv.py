@@ -107,7 +107,7 @@ def test_environment_is_only_the_manifest_plus_platform_variables() -> None:
 def test_init_runs_the_bridge_then_the_app_command() -> None:
     args = argv()
     tail = args[args.index("--seccomp") + 2:]
-    assert tail == ["/sandhaven/init", "9", "8000", "/sandhaven/api.sock", "15239",
+    assert tail == ["/sandhaven/init", "9", "8000", "/sandhaven/api.sock", "15239", "10",
                     "--", "/opt/app/run", "--flag"]
 
 

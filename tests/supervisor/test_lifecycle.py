@@ -298,3 +298,16 @@ def test_a_command_that_cannot_run_fails_the_start_with_the_reason(root: Path) -
             assert sup.status("g1") is GrainState.CRASHED
 
     asyncio.run(main())
+
+
+def test_a_process_ignoring_sigterm_cannot_keep_a_dead_app_grain_alive(root: Path) -> None:
+    async def main() -> None:
+        async with Supervisor(hello(root), test_config(root, stop_timeout=1)) as sup:
+            sock = await sup.ensure_running("g1")
+            await _status(sock, "/exit?code=4&stubborn=1")
+            await wait_until(lambda: sup.status("g1") is GrainState.CRASHED, timeout=10,
+                             what="the grain to end one grace period after its app")
+            assert sup.last_exit("g1").status == 4  # type: ignore[union-attr]
+            assert sup._cgroups.grain("g1").pids() == []  # noqa: SLF001
+
+    asyncio.run(main())

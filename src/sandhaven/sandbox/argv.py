@@ -44,6 +44,7 @@ class Host:
     paths: layout.HostPaths
     bwrap: str = "bwrap"
     grain_uid: int | None = None
+    stop_grace: int = 10  # seconds the init waits after SIGTERM before SIGKILL
 
     @property
     def stage(self) -> bool:
@@ -79,7 +80,7 @@ def build_argv(spec: GrainSpec, grain_id: str, host: Host, *, cgroup_procs: list
         *environment(spec),
         *reporting(info_fd),
         *seccomp(seccomp_fd),
-        *init_and_command(spec, app_listen_fd),
+        *init_and_command(spec, app_listen_fd, host.stop_grace),
     ]
 
 
@@ -202,10 +203,11 @@ def seccomp(seccomp_fd: int) -> list[str]:
     return ["--seccomp", str(seccomp_fd)]
 
 
-def init_and_command(spec: GrainSpec, app_listen_fd: int) -> list[str]:
+def init_and_command(spec: GrainSpec, app_listen_fd: int, grace: int) -> list[str]:
     """The init with its bridge endpoints (the inherited app listener, the app's
-    port, the API socket, the proxy port), then the app's own command."""
+    port, the API socket, the proxy port) and the seconds it gives processes
+    after SIGTERM, then the app's own command."""
     return [layout.INSIDE_INIT,
             str(app_listen_fd), str(spec.app_port),
-            layout.INSIDE_API_SOCKET, str(PROXY_PORT),
+            layout.INSIDE_API_SOCKET, str(PROXY_PORT), str(grace),
             "--", *spec.command]

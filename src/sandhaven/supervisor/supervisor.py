@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import enum
 import inspect
+import math
 import os
 import resource
 import shutil
@@ -150,7 +151,8 @@ class Supervisor:
         self._cgroups = cgroups_mod.detect(self.config.cgroup_parent)
         for grain_id in self._cgroups.leftovers():
             self._cgroups.discard(self._cgroups.grain(grain_id))
-        self._host = Host(helpers=helpers, paths=self.paths, bwrap=bwrap, grain_uid=grain_uid)
+        self._host = Host(helpers=helpers, paths=self.paths, bwrap=bwrap, grain_uid=grain_uid,
+                          stop_grace=max(1, math.ceil(self.config.stop_timeout)))
         self._idle_task = asyncio.create_task(self._idle_loop())
 
     async def close(self) -> None:

@@ -1,12 +1,14 @@
 /*
  * sandhaven-init: PID 1 of a grain and its bridge to the platform.
  *
- *   sandhaven-init APP_FD APP_PORT API_SOCKET PROXY_PORT -- COMMAND ARG...
+ *   sandhaven-init APP_FD APP_PORT API_SOCKET PROXY_PORT GRACE -- COMMAND ARG...
  *
  * As init it starts COMMAND, reaps every orphan, and when it receives SIGTERM
  * (or SIGINT, SIGHUP) or when COMMAND exits, sends SIGTERM to every process of
  * the grain (kill(-1, ...) from PID 1 reaches the whole PID namespace), then
  * reaps until none is left and exits with COMMAND's status (128+N for signal N).
+ * Whatever still runs GRACE seconds after that SIGTERM gets SIGKILL, so a
+ * process ignoring SIGTERM cannot keep a grain whose app has exited alive.
  * Without it, bubblewrap's teardown SIGKILLs everything and databases run crash
  * recovery on the next start.
  *
@@ -35,14 +37,16 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <stdint.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define BUF 16384  /* per direction and connection: 32 KiB for a pooled idle connection */
 
-enum kind { LISTEN_APP, LISTEN_PROXY, SIGNALS, PEER };
+enum kind { LISTEN_APP, LISTEN_PROXY, SIGNALS, GRACE_TIMER, PEER };
 
 struct side;
 struct conn {
@@ -66,9 +70,10 @@ static int epfd;
 static struct conn *dead;
 static pid_t app_pid = -1;
 static int app_status = 0, app_done = 0, terminating = 0;
-static int app_port, proxy_port;
+static int app_port, proxy_port, grace_seconds;
 static const char *api_socket;
-static struct listener app_l = {LISTEN_APP, -1}, proxy_l = {LISTEN_PROXY, -1}, sig_l = {SIGNALS, -1};
+static struct listener app_l = {LISTEN_APP, -1}, proxy_l = {LISTEN_PROXY, -1},
+                       sig_l = {SIGNALS, -1}, grace_l = {GRACE_TIMER, -1};
 
 static void fail(const char *what) {
     fprintf(stderr, "sandhaven-init: %s: %s\n", what, strerror(errno));
@@ -85,6 +90,8 @@ static void terminate_all(void) {
     terminating = 1;
     kill(-1, SIGTERM);
     kill(-1, SIGCONT);
+    struct itimerspec at = {.it_value = {.tv_sec = grace_seconds}};
+    if (grace_l.fd >= 0) timerfd_settime(grace_l.fd, 0, &at, NULL);
     /* Stop accepting: the grain is going away. */
     if (app_l.fd >= 0) { close(app_l.fd); app_l.fd = -1; }
     if (proxy_l.fd >= 0) { close(proxy_l.fd); proxy_l.fd = -1; }
@@ -256,13 +263,14 @@ static int listen_tcp(int port) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 7 || strcmp(argv[5], "--") != 0) {
-        fprintf(stderr, "usage: sandhaven-init APP_FD APP_PORT API_SOCKET PROXY_PORT -- COMMAND...\n");
+    if (argc < 8 || strcmp(argv[6], "--") != 0) {
+        fprintf(stderr, "usage: sandhaven-init APP_FD APP_PORT API_SOCKET PROXY_PORT GRACE -- COMMAND...\n");
         return 125;
     }
     app_port = atoi(argv[2]);
     api_socket = argv[3];
     proxy_port = atoi(argv[4]);
+    grace_seconds = atoi(argv[5]) > 0 ? atoi(argv[5]) : 1;
 
     sigset_t mask, old;
     sigemptyset(&mask);
@@ -276,7 +284,10 @@ int main(int argc, char **argv) {
     if (epfd < 0) fail("epoll");
     proxy_l.fd = listen_tcp(proxy_port);
     app_l.fd = adopt_listener(argv[1]);
+    grace_l.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (grace_l.fd < 0) fail("timerfd");
     watch(sig_l.fd, &sig_l, EPOLLIN, EPOLL_CTL_ADD);
+    watch(grace_l.fd, &grace_l, EPOLLIN, EPOLL_CTL_ADD);
     watch(app_l.fd, &app_l, EPOLLIN, EPOLL_CTL_ADD);
     watch(proxy_l.fd, &proxy_l, EPOLLIN, EPOLL_CTL_ADD);
 
@@ -284,8 +295,8 @@ int main(int argc, char **argv) {
     if (app_pid < 0) fail("fork");
     if (app_pid == 0) {
         sigprocmask(SIG_SETMASK, &old, NULL);
-        execvp(argv[6], &argv[6]);
-        fprintf(stderr, "sandhaven-init: cannot run %s: %s\n", argv[6], strerror(errno));
+        execvp(argv[7], &argv[7]);
+        fprintf(stderr, "sandhaven-init: cannot run %s: %s\n", argv[7], strerror(errno));
         _exit(127);
     }
 
@@ -303,6 +314,9 @@ int main(int argc, char **argv) {
                     terminate_all();
                 }
                 reap();
+            } else if (k == GRACE_TIMER) {
+                uint64_t expirations;
+                if (read(grace_l.fd, &expirations, sizeof expirations) > 0) kill(-1, SIGKILL);
             } else if (k == LISTEN_APP || k == LISTEN_PROXY) {
                 struct listener *l = p;
                 if (l->fd >= 0) accept_one(l);

@@ -6,7 +6,8 @@ GET /            "hello"
 GET /env         the environment as JSON
 GET /whoami      uid, gid, pid, hostname as JSON
 GET /stream      a response that sends one line every 0.2 s until the client leaves
-GET /exit?code=N the process exits with status N (a crash, seen from outside)
+GET /exit?code=N the process exits with status N (a crash, seen from outside);
+                 with &stubborn=1 it first leaves a child that ignores SIGTERM
 GET /proxy?url=U fetches U through HTTP_PROXY and returns status and body
 GET /alloc?mb=N  allocates N MiB in the server process itself and keeps it
 GET /big?mb=N    N MiB of bytes 0..255 repeated
@@ -83,6 +84,10 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 return
         elif url.path == "/exit":
+            if query.get("stubborn") == "1":
+                import subprocess
+                subprocess.Popen([sys.executable, "-c", "import signal, time; "
+                                  "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])
             sys.stderr.write("exiting on request\n")
             sys.stderr.flush()
             os._exit(int(query.get("code", "3")))
