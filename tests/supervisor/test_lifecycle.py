@@ -279,7 +279,10 @@ def test_settings_feed_the_supervisor_config(tmp_path: Path) -> None:
     assert config.stop_timeout == 10.0
     assert config.log_bytes == 1024 * 1024
     assert config.grain_uid == 64999
-    assert config.helpers_dir == tmp_path / "lib"
+    assert config.helpers_dir == tmp_path.resolve() / "lib"
+    other = SupervisorConfig.from_settings(settings.replace(data_dir=str(tmp_path / "x")))
+    assert other.runtime_dir != config.runtime_dir
+    assert other.cgroup_parent != config.cgroup_parent
     limits = Limits.from_settings(settings)
     assert limits == Limits(memory_bytes=1024 * MiB, max_processes=512, tmp_bytes=16 * MiB)
 

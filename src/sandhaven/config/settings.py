@@ -237,7 +237,9 @@ SETTINGS: tuple[Setting, ...] = (
             kind="integer"),
     Setting("sandbox.runtime_dir", "/run/sandhaven", _parse_path,
             "Directory for grain sockets and per-start files when running as root "
-            "(otherwise DATA_DIR/run is used); emptied at every start.", kind="path"),
+            "(one subdirectory per data dir; otherwise DATA_DIR/run is used); emptied "
+            "at every start. Every ancestor must be searchable by the grain uid.",
+            kind="path"),
     Setting("smtp.host", "", _parse_str,
             "SMTP server for outgoing mail (login links, invitations); empty disables mail.",
             admin_editable=True),

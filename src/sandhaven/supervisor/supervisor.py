@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import hashlib
 import inspect
 import math
 import os
@@ -76,11 +77,19 @@ class SupervisorConfig:
 
     @classmethod
     def from_settings(cls, settings: Any) -> SupervisorConfig:
-        """Built from :class:`~sandhaven.config.Settings` (``grains.*``, ``sandbox.*``)."""
-        data = Path(settings.data_dir)
-        runtime = Path(settings.sandbox_runtime_dir) if os.geteuid() == 0 else data / "run"
+        """Built from :class:`~sandhaven.config.Settings` (``grains.*``, ``sandbox.*``).
+
+        The runtime dir and the cgroup parent are named after the data dir, so
+        two servers (two data dirs) on one host, or in one test process, never
+        clean up each other's grains.
+        """
+        data = Path(settings.data_dir).resolve()
+        tag = hashlib.sha256(str(data).encode()).hexdigest()[:12]
+        runtime = (Path(settings.sandbox_runtime_dir) / tag if os.geteuid() == 0
+                   else data / "run")
         return cls(
             runtime_dir=runtime, helpers_dir=data / "lib", log_dir=data / "grain-logs",
+            cgroup_parent=f"sandhaven-{tag}",
             idle_timeout=float(settings.grains_idle_timeout),
             stop_timeout=float(settings.grains_stop_timeout),
             start_timeout=float(settings.grains_start_timeout),
@@ -169,6 +178,9 @@ class Supervisor:
                 await task
         if self._cgroups is not None:
             self._cgroups.remove_parent()
+        if self._host is not None:
+            self._clean_runtime_dir(recreate=False)
+            self._host = None
 
     async def __aenter__(self) -> Supervisor:
         await self.start()
@@ -378,14 +390,18 @@ class Supervisor:
                     self._watchers.add(task)
                     task.add_done_callback(self._watchers.discard)
 
-    def _clean_runtime_dir(self) -> None:
+    def _clean_runtime_dir(self, recreate: bool = True) -> None:
         """Whatever a killed server left: mounts, sockets, socket directories."""
         runtime = self.config.runtime_dir
         unmount_under(runtime)
         for sub in ("grains", "stage", "etc"):
             shutil.rmtree(runtime / sub, ignore_errors=True)
-        runtime.mkdir(mode=0o755, parents=True, exist_ok=True)
-        os.chmod(runtime, 0o755)
+        if recreate:
+            runtime.mkdir(mode=0o755, parents=True, exist_ok=True)
+            os.chmod(runtime, 0o755)
+        else:
+            with contextlib.suppress(OSError):
+                runtime.rmdir()
 
 
 def _raise_open_file_limit() -> None:
