@@ -94,7 +94,8 @@ def test_app_that_never_answers_fails_to_start_within_the_timeout(root: Path) ->
 
 def test_crash_is_recorded_logged_and_restarted_after_backoff(root: Path) -> None:
     async def main() -> None:
-        async with Supervisor(hello(root), test_config(root, restart_backoff=0.3)) as sup:
+        config = test_config(root, restart_backoff=2.0)  # long enough for a loaded machine
+        async with Supervisor(hello(root), config) as sup:
             sock = await sup.ensure_running("g1")
             assert await _status(sock, "/exit?code=3") == 0  # connection closed, no answer
             await wait_until(lambda: sup.status("g1") is GrainState.CRASHED, what="crash")
@@ -105,7 +106,7 @@ def test_crash_is_recorded_logged_and_restarted_after_backoff(root: Path) -> Non
             assert "exiting on request" in log and "exited with status 3" in log
             with pytest.raises(GrainCrashed) as raised:
                 await sup.ensure_running("g1")
-            assert 0 < raised.value.retry_after <= 0.3
+            assert 0 < raised.value.retry_after <= 2.0
             await wait_until(lambda: not _in_backoff(sup, "g1"), what="backoff")
             sock = await sup.ensure_running("g1")
             assert await http_request(sock, "/") == (200, b"hello")
