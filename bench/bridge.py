@@ -61,20 +61,24 @@ def measure(connect: Callable[[], socket.socket], n: int) -> dict[str, float]:
         read_response(s)
         s.close()
         fresh.append(time.perf_counter() - t)
-    return {"keepalive_p50_us": round(statistics.median(keep) * 1e6),
-            "keepalive_req_s": round(len(keep) / sum(keep)),
-            "new_conn_p50_us": round(statistics.median(fresh) * 1e6),
-            "new_conn_req_s": round(len(fresh) / sum(fresh))}
+    return {
+        "keepalive_p50_us": round(statistics.median(keep) * 1e6),
+        "keepalive_req_s": round(len(keep) / sum(keep)),
+        "new_conn_p50_us": round(statistics.median(fresh) * 1e6),
+        "new_conn_req_s": round(len(fresh) / sum(fresh)),
+    }
 
 
 async def main(n: int) -> dict[str, object]:
     root = make_runtime_root("sandhaven-bench-")
     port = 18931
-    bare = await asyncio.create_subprocess_exec(DEBIAN_PYTHON, "-B", str(HELLO / "app.py"),
-                                                str(port))
+    bare = await asyncio.create_subprocess_exec(
+        DEBIAN_PYTHON, "-B", str(HELLO / "app.py"), str(port)
+    )
     try:
-        async with Supervisor(lambda gid: python_app_spec(root, gid, HELLO),
-                              test_config(root)) as sup:
+        async with Supervisor(
+            lambda gid: python_app_spec(root, gid, HELLO), test_config(root)
+        ) as sup:
             path = await sup.ensure_running("g1")
             grain = await asyncio.to_thread(measure, lambda: connect_app(path), n)
         while True:
@@ -84,13 +88,18 @@ async def main(n: int) -> dict[str, object]:
             except OSError:
                 await asyncio.sleep(0.01)
         direct = await asyncio.to_thread(
-            measure, lambda: socket.create_connection(("127.0.0.1", port)), n)
+            measure, lambda: socket.create_connection(("127.0.0.1", port)), n
+        )
     finally:
         bare.kill()
         await bare.wait()
         remove_tree(root)
-    return {"requests": n, "bare_tcp": direct, "grain_bridge": grain,
-            "load_average": os.getloadavg()[0]}
+    return {
+        "requests": n,
+        "bare_tcp": direct,
+        "grain_bridge": grain,
+        "load_average": os.getloadavg()[0],
+    }
 
 
 if __name__ == "__main__":

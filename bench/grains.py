@@ -40,8 +40,13 @@ async def bare_start(port: int) -> float:
     """Seconds from spawning the app on the host to its first HTTP answer."""
     t0 = time.perf_counter()
     proc = await asyncio.create_subprocess_exec(
-        DEBIAN_PYTHON, "-B", str(HELLO / "app.py"), str(port),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        DEBIAN_PYTHON,
+        "-B",
+        str(HELLO / "app.py"),
+        str(port),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     delay = 0.001
     try:
         while True:
@@ -136,25 +141,34 @@ async def main(runs: int, grains: int) -> dict[str, object]:
 
     def ms(values: list[float]) -> dict[str, float]:
         values = sorted(values)
-        return {"median": round(statistics.median(values) * 1000, 1),
-                "p90": round(values[int(len(values) * 0.9) - 1] * 1000, 1),
-                "min": round(values[0] * 1000, 1)}
+        return {
+            "median": round(statistics.median(values) * 1000, 1),
+            "p90": round(values[int(len(values) * 0.9) - 1] * 1000, 1),
+            "min": round(values[0] * 1000, 1),
+        }
 
     platform = [p for p, _ in per_grain]
     apps = [a for _, a in per_grain]
     return {
         "runs": runs,
         "cold_start_ms": {"bare": ms(bare), "grain": ms(grain), "overhead": ms(overhead)},
-        "platform_pss_kib_per_grain": {"median": statistics.median(platform),
-                                       "max": max(platform)},
+        "platform_pss_kib_per_grain": {"median": statistics.median(platform), "max": max(platform)},
         "app_pss_kib_per_grain": {"median": statistics.median(apps)},
-        "many": {"grains": grains, "errors": errors, "all_answering_s": round(all_up, 2),
-                 "all_stopped_s": round(all_down, 2),
-                 "cgroup_memory_mib_total": round(stats["memory_bytes"] / 2**20, 1)},
-        "host": {"cpus": os.cpu_count(), "kernel": os.uname().release,
-                 "load_average_1m": round(os.getloadavg()[0], 2),
-                 "bwrap": subprocess.run(["bwrap", "--version"], capture_output=True,
-                                         text=True).stdout.strip()},
+        "many": {
+            "grains": grains,
+            "errors": errors,
+            "all_answering_s": round(all_up, 2),
+            "all_stopped_s": round(all_down, 2),
+            "cgroup_memory_mib_total": round(stats["memory_bytes"] / 2**20, 1),
+        },
+        "host": {
+            "cpus": os.cpu_count(),
+            "kernel": os.uname().release,
+            "load_average_1m": round(os.getloadavg()[0], 2),
+            "bwrap": subprocess.run(
+                ["bwrap", "--version"], capture_output=True, text=True
+            ).stdout.strip(),
+        },
     }
 
 

@@ -59,13 +59,17 @@ def test_proxy_answers_platform_calls_and_refuses_everything_else(tmp_path: Path
         api = PlatformApi("g1", tmp_path / "api.sock")
         await api.start()
         try:
-            status, body = await _ask(api.path, b"POST http://http-bridge/session/x/claim "
-                                                b"HTTP/1.1\r\nHost: http-bridge\r\n\r\n")
+            status, body = await _ask(
+                api.path,
+                b"POST http://http-bridge/session/x/claim HTTP/1.1\r\nHost: http-bridge\r\n\r\n",
+            )
             assert status == 404 and body["error"] == "not_found"
-            for request in (b"GET http://example.com/ HTTP/1.1\r\n\r\n",
-                            b"CONNECT example.com:443 HTTP/1.1\r\n\r\n",
-                            b"GET http://http-bridge.evil.com/ HTTP/1.1\r\n\r\n",
-                            b"GET / HTTP/1.1\r\nHost: http-bridge\r\n\r\n"):
+            for request in (
+                b"GET http://example.com/ HTTP/1.1\r\n\r\n",
+                b"CONNECT example.com:443 HTTP/1.1\r\n\r\n",
+                b"GET http://http-bridge.evil.com/ HTTP/1.1\r\n\r\n",
+                b"GET / HTTP/1.1\r\nHost: http-bridge\r\n\r\n",
+            ):
                 status, body = await _ask(api.path, request)
                 assert status == 403, request
             assert (api.calls, api.refused) == (1, 4)

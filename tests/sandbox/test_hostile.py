@@ -107,7 +107,8 @@ class Suite:
 
     def probe(self, name: str) -> dict[str, Any]:
         status, body = self.harness.get(
-            "hostile", f"/probe/{name}?ctx={quote(json.dumps(self.ctx))}", timeout=90)
+            "hostile", f"/probe/{name}?ctx={quote(json.dumps(self.ctx))}", timeout=90
+        )
         assert status == 200, body
         return json.loads(body)
 
@@ -116,8 +117,9 @@ class Suite:
 def suite() -> Iterator[Suite]:
     root = make_runtime_root()
     specs = {
-        "hostile": lambda: python_app_spec(root, "hostile", APPS / "hostile",
-                                           limits=HOSTILE_LIMITS),
+        "hostile": lambda: python_app_spec(
+            root, "hostile", APPS / "hostile", limits=HOSTILE_LIMITS
+        ),
         "neighbour": lambda: python_app_spec(root, "neighbour", APPS / "hello"),
     }
     host_tcp = socket.socket()

@@ -11,7 +11,7 @@ import subprocess
 
 from sandhaven.sandbox import seccomp
 
-CHECKS = r'''
+CHECKS = r"""
 import ctypes, errno, json, os, socket, subprocess, threading
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -44,7 +44,7 @@ out = {
     "thread": "ok",
 }
 print(json.dumps(out))
-'''
+"""
 
 
 def test_filter_denies_with_errors_and_leaves_ordinary_calls_alone() -> None:
@@ -52,28 +52,72 @@ def test_filter_denies_with_errors_and_leaves_ordinary_calls_alone() -> None:
     fd = seccomp.filter_fd(program)
     try:
         result = subprocess.run(
-            [shutil.which("bwrap") or "bwrap", "--bind", "/", "/", "--dev", "/dev",
-             "--seccomp", str(fd), "/usr/bin/python3", "-c", CHECKS],
-            pass_fds=(fd,), capture_output=True, text=True, timeout=60, check=False)
+            [
+                shutil.which("bwrap") or "bwrap",
+                "--bind",
+                "/",
+                "/",
+                "--dev",
+                "/dev",
+                "--seccomp",
+                str(fd),
+                "/usr/bin/python3",
+                "-c",
+                CHECKS,
+            ],
+            pass_fds=(fd,),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     finally:
         os.close(fd)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
-        "personality_query": "ok", "personality_linux": "ok",
-        "personality_no_aslr": "EPERM", "personality_minus_one": "ok",
+        "personality_query": "ok",
+        "personality_linux": "ok",
+        "personality_no_aslr": "EPERM",
+        "personality_minus_one": "ok",
         "personality_high_bits": "EPERM",
-        "unshare_ns": "EPERM", "mount": "EPERM", "clone3": "ENOSYS",
-        "inet": "ok", "inet6": "ok", "unix": "ok", "netlink": "ok",
-        "packet": "EAFNOSUPPORT", "raw": "EPERM",
-        "subprocess": 0, "thread": "ok",
+        "unshare_ns": "EPERM",
+        "mount": "EPERM",
+        "clone3": "ENOSYS",
+        "inet": "ok",
+        "inet6": "ok",
+        "unix": "ok",
+        "netlink": "ok",
+        "packet": "EAFNOSUPPORT",
+        "raw": "EPERM",
+        "subprocess": 0,
+        "thread": "ok",
     }
 
 
 def test_deny_list_covers_sandstorms() -> None:
     names = {r.syscall for r in seccomp.DENIED}
-    sandstorm = {"ptrace", "mount", "umount2", "pivot_root", "unshare", "setns", "keyctl",
-                 "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd",
-                 "kexec_load", "init_module", "finit_module", "delete_module", "acct",
-                 "swapon", "swapoff", "reboot", "syslog"}
+    sandstorm = {
+        "ptrace",
+        "mount",
+        "umount2",
+        "pivot_root",
+        "unshare",
+        "setns",
+        "keyctl",
+        "add_key",
+        "request_key",
+        "bpf",
+        "perf_event_open",
+        "userfaultfd",
+        "kexec_load",
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "acct",
+        "swapon",
+        "swapoff",
+        "reboot",
+        "syslog",
+    }
     assert sandstorm <= names
     assert {r.error for r in seccomp.DENIED} <= {1, 38}  # EPERM, ENOSYS: errors, never kills

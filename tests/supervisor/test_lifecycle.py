@@ -79,8 +79,12 @@ def test_unknown_grain_error_from_the_spec_source_propagates(root: Path) -> None
 def test_app_that_never_answers_fails_to_start_within_the_timeout(root: Path) -> None:
     def spec_for(gid: str) -> GrainSpec:
         spec = python_app_spec(root, gid, HELLO)
-        return GrainSpec(package_dir=spec.package_dir, storage_dir=spec.storage_dir,
-                         command=("/usr/bin/sleep", "600"), app_port=8000)
+        return GrainSpec(
+            package_dir=spec.package_dir,
+            storage_dir=spec.storage_dir,
+            command=("/usr/bin/sleep", "600"),
+            app_port=8000,
+        )
 
     async def main() -> None:
         async with Supervisor(spec_for, test_config(root, start_timeout=0.5)) as sup:
@@ -155,8 +159,9 @@ def test_idle_grain_is_stopped(root: Path) -> None:
     async def main() -> None:
         async with Supervisor(hello(root), config) as sup:
             await sup.ensure_running("g1")
-            await wait_until(lambda: sup.status("g1") is GrainState.STOPPED, timeout=10,
-                             what="idle stop")
+            await wait_until(
+                lambda: sup.status("g1") is GrainState.STOPPED, timeout=10, what="idle stop"
+            )
             assert sup.statistics()["idle_stops"] == 1
             assert sup._cgroups.grain("g1").pids() == []  # noqa: SLF001
 
@@ -180,8 +185,11 @@ def test_open_stream_keeps_the_grain_running_past_the_idle_time(root: Path) -> N
                     ticks += line == b"tick\n"
                 assert sup.status("g1") is GrainState.RUNNING
                 writer.close()
-            await wait_until(lambda: sup.status("g1") is GrainState.STOPPED, timeout=10,
-                             what="idle stop after the stream ended")
+            await wait_until(
+                lambda: sup.status("g1") is GrainState.STOPPED,
+                timeout=10,
+                what="idle stop after the stream ended",
+            )
 
     asyncio.run(main())
 
@@ -255,12 +263,18 @@ def test_app_environment_and_its_proxy_through_the_real_bridge(root: Path) -> No
             env = json.loads((await http_request(sock, "/env"))[1])
             env.pop("PWD", None)  # set by the interpreter's start-up
             assert env == {
-                "APP_SETTING": "on", "HOME": "/var", "LANG": "C.UTF-8",
+                "APP_SETTING": "on",
+                "HOME": "/var",
+                "LANG": "C.UTF-8",
                 "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
-                "HTTP_PROXY": "http://127.0.0.1:15239", "http_proxy": "http://127.0.0.1:15239",
-                "NO_PROXY": "localhost,127.0.0.1", "no_proxy": "localhost,127.0.0.1"}
-            platform = json.loads((await http_request(
-                sock, "/proxy?url=http://http-bridge/session/abc/claim"))[1])
+                "HTTP_PROXY": "http://127.0.0.1:15239",
+                "http_proxy": "http://127.0.0.1:15239",
+                "NO_PROXY": "localhost,127.0.0.1",
+                "no_proxy": "localhost,127.0.0.1",
+            }
+            platform = json.loads(
+                (await http_request(sock, "/proxy?url=http://http-bridge/session/abc/claim"))[1]
+            )
             assert platform["status"] == 404
             assert json.loads(platform["body"])["error"] == "not_found"
             outside = json.loads((await http_request(sock, "/proxy?url=http://example.com/"))[1])
@@ -273,8 +287,9 @@ def test_settings_feed_the_supervisor_config(tmp_path: Path) -> None:
     from sandhaven.config import load_settings
     from sandhaven.supervisor import SupervisorConfig
 
-    settings = load_settings(environ={"SANDHAVEN_DATA_DIR": str(tmp_path),
-                                      "SANDHAVEN_GRAINS_IDLE_TIMEOUT": "60"})
+    settings = load_settings(
+        environ={"SANDHAVEN_DATA_DIR": str(tmp_path), "SANDHAVEN_GRAINS_IDLE_TIMEOUT": "60"}
+    )
     config = SupervisorConfig.from_settings(settings)
     assert config.idle_timeout == 60.0
     assert config.stop_timeout == 10.0
@@ -291,8 +306,12 @@ def test_settings_feed_the_supervisor_config(tmp_path: Path) -> None:
 def test_a_command_that_cannot_run_fails_the_start_with_the_reason(root: Path) -> None:
     def spec_for(gid: str) -> GrainSpec:
         spec = python_app_spec(root, gid, HELLO)
-        return GrainSpec(package_dir=spec.package_dir, storage_dir=spec.storage_dir,
-                         command=("/opt/app/missing",), app_port=8000)
+        return GrainSpec(
+            package_dir=spec.package_dir,
+            storage_dir=spec.storage_dir,
+            command=("/opt/app/missing",),
+            app_port=8000,
+        )
 
     async def main() -> None:
         async with Supervisor(spec_for, test_config(root)) as sup:
@@ -309,8 +328,11 @@ def test_a_process_ignoring_sigterm_cannot_keep_a_dead_app_grain_alive(root: Pat
         async with Supervisor(hello(root), test_config(root, stop_timeout=1)) as sup:
             sock = await sup.ensure_running("g1")
             await _status(sock, "/exit?code=4&stubborn=1")
-            await wait_until(lambda: sup.status("g1") is GrainState.CRASHED, timeout=10,
-                             what="the grain to end one grace period after its app")
+            await wait_until(
+                lambda: sup.status("g1") is GrainState.CRASHED,
+                timeout=10,
+                what="the grain to end one grace period after its app",
+            )
             assert sup.last_exit("g1").status == 4  # type: ignore[union-attr]
             assert sup._cgroups.grain("g1").pids() == []  # noqa: SLF001
 

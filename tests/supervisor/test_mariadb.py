@@ -18,7 +18,8 @@ MARIADB_APP = Path(__file__).parent / "apps" / "mariadb"
 
 def test_mariadb_in_a_grain_stops_cleanly_and_restarts_without_recovery(root: Path) -> None:
     assert shutil.which("mariadbd", path="/usr/sbin"), (
-        "mariadb-server is not installed (scripts/apt-packages-test.txt)")
+        "mariadb-server is not installed (scripts/apt-packages-test.txt)"
+    )
     limits = Limits(memory_bytes=512 * MiB)
     spec_for = lambda gid: python_app_spec(root, gid, MARIADB_APP, limits=limits)  # noqa: E731
     log = root / "storage" / "db" / "mysql-error.log"
@@ -38,7 +39,7 @@ def test_mariadb_in_a_grain_stops_cleanly_and_restarts_without_recovery(root: Pa
             status, body = await http_request(sock, "/count")
             assert (status, json.loads(body)) == (200, {"rows": 5})
             await sup.stop("db")
-            second = log.read_text()[len(first):]
+            second = log.read_text()[len(first) :]
             assert "crash recovery" not in second.lower(), second
             assert second.rstrip().endswith("Shutdown complete")
 
@@ -48,10 +49,12 @@ def test_mariadb_in_a_grain_stops_cleanly_and_restarts_without_recovery(root: Pa
             assert (await http_request(sock, "/write"))[0] == 200
             sup._cgroups.grain("db").kill_all()  # noqa: SLF001
             await wait_until(lambda: sup.status("db") is GrainState.CRASHED, what="kill")
-            await wait_until(lambda: time.monotonic() >= sup._grains["db"].retry_at,  # noqa: SLF001
-                             what="backoff")
+            await wait_until(
+                lambda: time.monotonic() >= sup._grains["db"].retry_at,  # noqa: SLF001
+                what="backoff",
+            )
             sock = await sup.ensure_running("db")
-            third = log.read_text()[len(first) + len(second):]
+            third = log.read_text()[len(first) + len(second) :]
             assert "crash recovery" in third.lower(), third[-2000:]
             assert json.loads((await http_request(sock, "/count"))[1]) == {"rows": 6}
 

@@ -22,7 +22,9 @@ def test_sigkilled_server_then_clean_start(root: Path) -> None:
     config = test_config(root)
     server = subprocess.Popen(
         [sys.executable, str(SERVER), str(root), "db", str(SQLITE), config.cgroup_parent],
-        stdout=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = server.stdout.readline()  # type: ignore[union-attr]
         assert line, "the server printed nothing"

@@ -62,8 +62,16 @@ class Sources:
     init: str
 
 
-def build_argv(spec: GrainSpec, grain_id: str, host: Host, *, cgroup_procs: list[Path],
-               seccomp_fd: int, info_fd: int, app_listen_fd: int) -> list[str]:
+def build_argv(
+    spec: GrainSpec,
+    grain_id: str,
+    host: Host,
+    *,
+    cgroup_procs: list[Path],
+    seccomp_fd: int,
+    info_fd: int,
+    app_listen_fd: int,
+) -> list[str]:
     """The whole command for one grain start. The ``*_fd`` are descriptor numbers
     the caller passes to the child: the compiled filter; a pipe where bubblewrap
     writes the init's host PID as JSON; the listening app socket."""
@@ -88,17 +96,25 @@ def grain_sources(spec: GrainSpec, grain_id: str, host: Host) -> Sources:
     """Where bubblewrap finds each source: under the stage when staged."""
     if host.stage:
         stage = host.paths.stage_dir
-        return Sources(app=str(stage / "app"), var=str(stage / "var"),
-                       api_socket=str(stage / "api"), etc=str(stage / "etc"),
-                       init=str(stage / "init"))
-    return Sources(app=str(spec.package_dir), var=str(spec.storage_dir),
-                   api_socket=str(host.paths.api_socket(grain_id)),
-                   etc=str(host.paths.etc_dir),
-                   init=str(host.helpers.init))
+        return Sources(
+            app=str(stage / "app"),
+            var=str(stage / "var"),
+            api_socket=str(stage / "api"),
+            etc=str(stage / "etc"),
+            init=str(stage / "init"),
+        )
+    return Sources(
+        app=str(spec.package_dir),
+        var=str(spec.storage_dir),
+        api_socket=str(host.paths.api_socket(grain_id)),
+        etc=str(host.paths.etc_dir),
+        init=str(host.helpers.init),
+    )
 
 
-def host_preparation(spec: GrainSpec, grain_id: str, host: Host,
-                     cgroup_procs: list[Path]) -> list[str]:
+def host_preparation(
+    spec: GrainSpec, grain_id: str, host: Host, cgroup_procs: list[Path]
+) -> list[str]:
     """Cgroups first, so every process of the grain is counted from its first fork;
     rlimits inherited by all; sources staged; then the drop to the grain uid, so
     bubblewrap and everything below never hold host privileges."""
@@ -108,12 +124,20 @@ def host_preparation(spec: GrainSpec, grain_id: str, host: Host,
     soft, hard = spec.limits.open_files
     argv += ["--nofile", f"{soft}:{hard}"]
     if host.stage:
-        argv += ["--stage-root", str(host.paths.stage_dir),
-                 "--stage", f"app={spec.package_dir}:ro",
-                 "--stage", f"var={spec.storage_dir}",
-                 "--stage", f"api={host.paths.api_socket(grain_id)}:ro",
-                 "--stage", f"etc={host.paths.etc_dir}:ro",
-                 "--stage", f"init={host.helpers.init}:ro"]
+        argv += [
+            "--stage-root",
+            str(host.paths.stage_dir),
+            "--stage",
+            f"app={spec.package_dir}:ro",
+            "--stage",
+            f"var={spec.storage_dir}",
+            "--stage",
+            f"api={host.paths.api_socket(grain_id)}:ro",
+            "--stage",
+            f"etc={host.paths.etc_dir}:ro",
+            "--stage",
+            f"init={host.helpers.init}:ro",
+        ]
         argv += ["--uid", str(host.grain_uid), "--gid", str(host.grain_uid)]
     return [*argv, "--"]
 
@@ -121,8 +145,15 @@ def host_preparation(spec: GrainSpec, grain_id: str, host: Host,
 def namespaces() -> list[str]:
     """Own user, PID, IPC, UTS, cgroup and network namespaces (the network one
     holds only loopback); no further user namespaces can be made inside."""
-    return ["--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-            "--unshare-cgroup", "--unshare-net", "--disable-userns"]
+    return [
+        "--unshare-user",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup",
+        "--unshare-net",
+        "--disable-userns",
+    ]
 
 
 def process_hardening() -> list[str]:
@@ -151,14 +182,30 @@ def grain_filesystem(spec: GrainSpec, sources: Sources) -> list[str]:
     the whole memory limit and get the grain OOM-killed over and over), a /proc
     of the grain's own PID namespace, the platform's API socket, and the init."""
     return [
-        "--ro-bind", sources.app, layout.INSIDE_APP,
-        "--bind", sources.var, layout.INSIDE_VAR,
-        "--size", str(spec.limits.tmp_bytes), "--tmpfs", layout.INSIDE_TMP,
-        "--dev", "/dev",
-        "--size", str(spec.limits.tmp_bytes), "--tmpfs", "/dev/shm",
-        "--proc", "/proc",
-        "--ro-bind", sources.api_socket, layout.INSIDE_API_SOCKET,
-        "--ro-bind", sources.init, layout.INSIDE_INIT,
+        "--ro-bind",
+        sources.app,
+        layout.INSIDE_APP,
+        "--bind",
+        sources.var,
+        layout.INSIDE_VAR,
+        "--size",
+        str(spec.limits.tmp_bytes),
+        "--tmpfs",
+        layout.INSIDE_TMP,
+        "--dev",
+        "/dev",
+        "--size",
+        str(spec.limits.tmp_bytes),
+        "--tmpfs",
+        "/dev/shm",
+        "--proc",
+        "/proc",
+        "--ro-bind",
+        sources.api_socket,
+        layout.INSIDE_API_SOCKET,
+        "--ro-bind",
+        sources.init,
+        layout.INSIDE_INIT,
     ]
 
 
@@ -170,8 +217,14 @@ def freeze_root() -> list[str]:
 
 def identity() -> list[str]:
     """uid/gid 1000 (named in the curated passwd) and the host name ``sandbox``."""
-    return ["--uid", str(layout.GRAIN_UID), "--gid", str(layout.GRAIN_GID),
-            "--hostname", layout.HOSTNAME]
+    return [
+        "--uid",
+        str(layout.GRAIN_UID),
+        "--gid",
+        str(layout.GRAIN_GID),
+        "--hostname",
+        layout.HOSTNAME,
+    ]
 
 
 def environment(spec: GrainSpec) -> list[str]:
@@ -207,7 +260,13 @@ def init_and_command(spec: GrainSpec, app_listen_fd: int, grace: int) -> list[st
     """The init with its bridge endpoints (the inherited app listener, the app's
     port, the API socket, the proxy port) and the seconds it gives processes
     after SIGTERM, then the app's own command."""
-    return [layout.INSIDE_INIT,
-            str(app_listen_fd), str(spec.app_port),
-            layout.INSIDE_API_SOCKET, str(PROXY_PORT), str(grace),
-            "--", *spec.command]
+    return [
+        layout.INSIDE_INIT,
+        str(app_listen_fd),
+        str(spec.app_port),
+        layout.INSIDE_API_SOCKET,
+        str(PROXY_PORT),
+        str(grace),
+        "--",
+        *spec.command,
+    ]

@@ -135,11 +135,15 @@ class PlatformApi:
         if method != "CONNECT" and parts.scheme == "http" and parts.hostname == "http-bridge":
             self.calls += 1
             # TODO(powerbox): session claims and capability calls land here.
-            return 404, {"error": "not_found",
-                         "message": f"No platform API at {parts.path or '/'} yet."}
+            return 404, {
+                "error": "not_found",
+                "message": f"No platform API at {parts.path or '/'} yet.",
+            }
         self.refused += 1
-        return 403, {"error": "forbidden",
-                     "message": "A grain can reach only http://http-bridge/ through this proxy."}
+        return 403, {
+            "error": "forbidden",
+            "message": "A grain can reach only http://http-bridge/ through this proxy.",
+        }
 
     @staticmethod
     async def _reply(writer: asyncio.StreamWriter, status: int, body: dict[str, str]) -> None:
@@ -148,7 +152,8 @@ class PlatformApi:
         writer.write(
             f"HTTP/1.1 {status} {reason.get(status, 'Error')}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
-            "Connection: close\r\n\r\n".encode() + data
+            "Connection: close\r\n\r\n".encode()
+            + data
         )
         await writer.drain()
 

@@ -17,9 +17,11 @@ from sandhaven.sandbox.layout import GRAIN_GID, GRAIN_UID, HOSTNAME
 HOST_ETC_DIRS = ("ssl/certs", "alternatives")
 
 FILES: dict[str, str] = {
-    "passwd": (f"root:x:0:0:root:/:/usr/sbin/nologin\n"
-               f"grain:x:{GRAIN_UID}:{GRAIN_GID}:grain:/var:/usr/sbin/nologin\n"
-               "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
+    "passwd": (
+        f"root:x:0:0:root:/:/usr/sbin/nologin\n"
+        f"grain:x:{GRAIN_UID}:{GRAIN_GID}:grain:/var:/usr/sbin/nologin\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+    ),
     "group": f"root:x:0:\ngrain:x:{GRAIN_GID}:\nnogroup:x:65534:\n",
     "hosts": f"127.0.0.1 localhost {HOSTNAME}\n::1 localhost ip6-localhost ip6-loopback\n",
     "hostname": f"{HOSTNAME}\n",
@@ -55,5 +57,4 @@ def write_etc(target: Path) -> None:
 
 def host_etc_binds() -> list[tuple[str, str]]:
     """``(host path, path inside)`` pairs for the host ``/etc`` parts that exist."""
-    return [(f"/etc/{sub}", f"/etc/{sub}") for sub in HOST_ETC_DIRS
-            if os.path.isdir(f"/etc/{sub}")]
+    return [(f"/etc/{sub}", f"/etc/{sub}") for sub in HOST_ETC_DIRS if os.path.isdir(f"/etc/{sub}")]

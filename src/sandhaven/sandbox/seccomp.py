@@ -122,8 +122,9 @@ _SOCK_PACKET = 10
 _TIOCSTI = 0x5412  # push bytes into a terminal's input: the classic escape
 _TIOCLINUX = 0x541C
 # CLONE_NEWNS UTS IPC USER PID NET CGROUP (NEWTIME exists only for clone3/unshare).
-_CLONE_NEW = (0x00020000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000
-              | 0x40000000 | 0x02000000)
+_CLONE_NEW = (
+    0x00020000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000 | 0x02000000
+)
 
 
 def _add_conditional_rules(sc: ModuleType, f: Any) -> None:
@@ -140,8 +141,12 @@ def _add_conditional_rules(sc: ModuleType, f: Any) -> None:
     f.add_rule(no_family, "socket", sc.Arg(0, sc.GE, _AF_MAX))
     for family in (2, 10):
         for kind in (_SOCK_RAW, _SOCK_PACKET):
-            f.add_rule(eperm, "socket", sc.Arg(0, sc.EQ, family),
-                       sc.Arg(1, sc.MASKED_EQ, _SOCK_TYPE_MASK, kind))
+            f.add_rule(
+                eperm,
+                "socket",
+                sc.Arg(0, sc.EQ, family),
+                sc.Arg(1, sc.MASKED_EQ, _SOCK_TYPE_MASK, kind),
+            )
     # ioctl: terminal input injection.
     for request in (_TIOCSTI, _TIOCLINUX):
         f.add_rule(eperm, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))

@@ -18,8 +18,9 @@ from sandhaven.errors import SandboxError
 MiB = 1024 * 1024
 
 # Names an app cannot set: the platform owns them (docs/reference/sandbox.md).
-PLATFORM_ENV = frozenset({"HOME", "PATH", "LANG", "HTTP_PROXY", "http_proxy", "NO_PROXY",
-                          "no_proxy", "TZ"})
+PLATFORM_ENV = frozenset(
+    {"HOME", "PATH", "LANG", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "TZ"}
+)
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,11 @@ class Limits:
     @classmethod
     def from_settings(cls, settings: Any) -> Limits:
         """The limits the admin set (``grains.memory_limit`` etc., in MiB)."""
-        return cls(memory_bytes=int(settings.grains_memory_limit) * MiB,
-                   max_processes=int(settings.grains_max_processes),
-                   tmp_bytes=int(settings.grains_tmp_size) * MiB)
+        return cls(
+            memory_bytes=int(settings.grains_memory_limit) * MiB,
+            max_processes=int(settings.grains_max_processes),
+            tmp_bytes=int(settings.grains_tmp_size) * MiB,
+        )
 
 
 @dataclass(frozen=True)

@@ -53,8 +53,9 @@ def test_config(root: Path, **overrides: Any) -> Any:
 test_config.__test__ = False  # type: ignore[attr-defined]
 
 
-async def http_request(socket_path: Path, path: str = "/", *, method: str = "GET",
-                       timeout: float = 10.0) -> tuple[int, bytes]:
+async def http_request(
+    socket_path: Path, path: str = "/", *, method: str = "GET", timeout: float = 10.0
+) -> tuple[int, bytes]:
     """``(status, body)`` of one request; raises OSError/TimeoutError on failure."""
 
     async def run() -> tuple[int, bytes]:
@@ -129,17 +130,27 @@ class GrainHarness:
 DEBIAN_PYTHON = "/usr/bin/python3"  # the only Python visible inside a grain
 
 
-def python_app_spec(root: Path, grain_id: str, app_dir: Path, port: int = 8000,
-                    limits: Any = None, env: dict[str, str] | None = None) -> Any:
+def python_app_spec(
+    root: Path,
+    grain_id: str,
+    app_dir: Path,
+    port: int = 8000,
+    limits: Any = None,
+    env: dict[str, str] | None = None,
+) -> Any:
     """Spec of a stdlib Python app (``app_dir/app.py PORT``) with storage under ``root``."""
     from sandhaven.sandbox.spec import GrainSpec, Limits, MiB
 
     storage = root / "storage" / grain_id
     storage.mkdir(parents=True, exist_ok=True)
-    return GrainSpec(package_dir=app_dir, storage_dir=storage,
-                     command=(DEBIAN_PYTHON, "-B", "/opt/app/app.py", str(port)),
-                     app_port=port, env=env or {},
-                     limits=limits or Limits(memory_bytes=256 * MiB))
+    return GrainSpec(
+        package_dir=app_dir,
+        storage_dir=storage,
+        command=(DEBIAN_PYTHON, "-B", "/opt/app/app.py", str(port)),
+        app_port=port,
+        env=env or {},
+        limits=limits or Limits(memory_bytes=256 * MiB),
+    )
 
 
 async def wait_until(condition: Any, timeout: float = 10.0, what: str = "condition") -> None:

@@ -31,7 +31,7 @@ class GrainLog:
     def write(self, data: bytes) -> None:
         """Append ``data``; rotates first if it would pass half the cap."""
         if len(data) > self.half:
-            data = data[-self.half:]
+            data = data[-self.half :]
         if self._size + len(data) > self.half:
             with contextlib.suppress(FileNotFoundError):
                 os.replace(self.path, self.old)

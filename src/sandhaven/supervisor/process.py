@@ -87,8 +87,15 @@ async def _read_info(fd: int, limit: int = 4096) -> bytes:
 class GrainProcess:
     """A started sandbox. Create with :meth:`spawn`."""
 
-    def __init__(self, grain_id: str, host: Host, cgroups: Cgroups, cgroup: GrainCgroup,
-                 api: bridge.PlatformApi, log: GrainLog) -> None:
+    def __init__(
+        self,
+        grain_id: str,
+        host: Host,
+        cgroups: Cgroups,
+        cgroup: GrainCgroup,
+        api: bridge.PlatformApi,
+        log: GrainLog,
+    ) -> None:
         self.grain_id = grain_id
         self.host = host
         self.cgroups = cgroups
@@ -105,8 +112,15 @@ class GrainProcess:
         self._log_task: asyncio.Task[None] | None = None
 
     @classmethod
-    async def spawn(cls, grain_id: str, spec: GrainSpec, host: Host, cgroups: Cgroups,
-                    filter_program: bytes, log: GrainLog) -> GrainProcess:
+    async def spawn(
+        cls,
+        grain_id: str,
+        spec: GrainSpec,
+        host: Host,
+        cgroups: Cgroups,
+        filter_program: bytes,
+        log: GrainLog,
+    ) -> GrainProcess:
         """Start the sandbox; returns once bubblewrap reported the init's PID.
 
         Raises GrainStartFailed (with the log's last line) if it cannot start.
@@ -122,8 +136,7 @@ class GrainProcess:
         try:
             _bind_in(listener, bridge_dir, APP_SOCKET_NAME)
             listener.listen(512)
-            cgroup = cgroups.create(grain_id, spec.limits.memory_bytes,
-                                    spec.limits.max_processes)
+            cgroup = cgroups.create(grain_id, spec.limits.memory_bytes, spec.limits.max_processes)
         except BaseException:
             listener.close()
             await api.close()
@@ -133,15 +146,26 @@ class GrainProcess:
         seccomp_fd = seccomp.filter_fd(filter_program)
         info_r, info_w = os.pipe2(os.O_CLOEXEC)
         try:
-            argv = build_argv(spec, grain_id, host, cgroup_procs=cgroup.procs_files,
-                              seccomp_fd=seccomp_fd, info_fd=info_w,
-                              app_listen_fd=listener.fileno())
-            log.note(f"starting (memory {spec.limits.memory_bytes // MiB} MiB, "
-                     f"{spec.limits.max_processes} processes)")
+            argv = build_argv(
+                spec,
+                grain_id,
+                host,
+                cgroup_procs=cgroup.procs_files,
+                seccomp_fd=seccomp_fd,
+                info_fd=info_w,
+                app_listen_fd=listener.fileno(),
+            )
+            log.note(
+                f"starting (memory {spec.limits.memory_bytes // MiB} MiB, "
+                f"{spec.limits.max_processes} processes)"
+            )
             self.proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
-                pass_fds=(seccomp_fd, info_w, listener.fileno()), env={},
+                pass_fds=(seccomp_fd, info_w, listener.fileno()),
+                env={},
                 start_new_session=True,
             )
         except BaseException:
@@ -244,10 +268,10 @@ class GrainProcess:
                 await asyncio.wait_for(self._log_task, 5)
         events = self.cgroup.limit_events()
         await self._cleanup()
-        limit = ("memory" if events["oom_kill"] else
-                 "processes" if events["pids_max"] else None)
-        info = ExitInfo(status=status, reason=_describe(status, limit, self), at=time.time(),
-                        limit_hit=limit)
+        limit = "memory" if events["oom_kill"] else "processes" if events["pids_max"] else None
+        info = ExitInfo(
+            status=status, reason=_describe(status, limit, self), at=time.time(), limit_hit=limit
+        )
         self.log.note(info.reason)
         return info
 

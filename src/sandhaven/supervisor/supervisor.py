@@ -85,10 +85,11 @@ class SupervisorConfig:
         """
         data = Path(settings.data_dir).resolve()
         tag = hashlib.sha256(str(data).encode()).hexdigest()[:12]
-        runtime = (Path(settings.sandbox_runtime_dir) / tag if os.geteuid() == 0
-                   else data / "run")
+        runtime = Path(settings.sandbox_runtime_dir) / tag if os.geteuid() == 0 else data / "run"
         return cls(
-            runtime_dir=runtime, helpers_dir=data / "lib", log_dir=data / "grain-logs",
+            runtime_dir=runtime,
+            helpers_dir=data / "lib",
+            log_dir=data / "grain-logs",
             cgroup_parent=f"sandhaven-{tag}",
             idle_timeout=float(settings.grains_idle_timeout),
             stop_timeout=float(settings.grains_stop_timeout),
@@ -133,8 +134,14 @@ class Supervisor:
         self._filter = b""
         self._idle_task: asyncio.Task[None] | None = None
         self._watchers: set[asyncio.Task[None]] = set()
-        self._counts = {"starts": 0, "start_failures": 0, "crashes": 0, "stops": 0,
-                        "idle_stops": 0, "kills": 0}
+        self._counts = {
+            "starts": 0,
+            "start_failures": 0,
+            "crashes": 0,
+            "stops": 0,
+            "idle_stops": 0,
+            "kills": 0,
+        }
 
     # -- lifecycle of the supervisor ------------------------------------------------
 
@@ -160,8 +167,13 @@ class Supervisor:
         self._cgroups = cgroups_mod.detect(self.config.cgroup_parent)
         for grain_id in self._cgroups.leftovers():
             self._cgroups.discard(self._cgroups.grain(grain_id))
-        self._host = Host(helpers=helpers, paths=self.paths, bwrap=bwrap, grain_uid=grain_uid,
-                          stop_grace=max(1, math.ceil(self.config.stop_timeout)))
+        self._host = Host(
+            helpers=helpers,
+            paths=self.paths,
+            bwrap=bwrap,
+            grain_uid=grain_uid,
+            stop_grace=max(1, math.ceil(self.config.stop_timeout)),
+        )
         self._idle_task = asyncio.create_task(self._idle_loop())
 
     async def close(self) -> None:
@@ -171,8 +183,7 @@ class Supervisor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._idle_task
             self._idle_task = None
-        await asyncio.gather(*(self.stop(g) for g in list(self._grains)),
-                             return_exceptions=True)
+        await asyncio.gather(*(self.stop(g) for g in list(self._grains)), return_exceptions=True)
         for task in list(self._watchers):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -214,7 +225,8 @@ class Supervisor:
                     reason = g.last_exit.reason if g.last_exit else "crashed"
                     raise GrainCrashed(
                         f"Grain {grain_id} crashed ({reason}); next start in {left:.1f} s.",
-                        retry_after=left)
+                        retry_after=left,
+                    )
                 g.start_task = asyncio.create_task(self._start(g))
             await asyncio.shield(g.start_task)
 
@@ -336,8 +348,9 @@ class Supervisor:
             raise
         process: GrainProcess | None = None
         try:
-            process = await GrainProcess.spawn(g.id, spec, self._host, self._cgroups,
-                                               self._filter, g.log)
+            process = await GrainProcess.spawn(
+                g.id, spec, self._host, self._cgroups, self._filter, g.log
+            )
             await process.wait_ready(self.config.start_timeout)
         except BaseException as exc:
             if process is not None and process.exited is not None:
@@ -373,8 +386,10 @@ class Supervisor:
     def _crashed(self, g: _Grain) -> None:
         g.state = GrainState.CRASHED
         g.crashes_in_row += 1
-        backoff = min(self.config.restart_backoff_max,
-                      self.config.restart_backoff * 2 ** (g.crashes_in_row - 1))
+        backoff = min(
+            self.config.restart_backoff_max,
+            self.config.restart_backoff * 2 ** (g.crashes_in_row - 1),
+        )
         g.retry_at = time.monotonic() + backoff
 
     async def _idle_loop(self) -> None:
@@ -383,9 +398,12 @@ class Supervisor:
             await asyncio.sleep(interval)  # a timer, not a readiness wait
             now = time.monotonic()
             for g in list(self._grains.values()):
-                if (g.state is GrainState.RUNNING and g.active == 0
-                        and now - g.last_activity >= self.config.idle_timeout
-                        and not g.stop_lock.locked()):
+                if (
+                    g.state is GrainState.RUNNING
+                    and g.active == 0
+                    and now - g.last_activity >= self.config.idle_timeout
+                    and not g.stop_lock.locked()
+                ):
                     task = asyncio.create_task(self.stop(g.id, reason="idle"))
                     self._watchers.add(task)
                     task.add_done_callback(self._watchers.discard)
@@ -419,8 +437,11 @@ def _check_reachable(path: Path, uid: int) -> None:
     bubblewrap walks it to reach the stage)."""
     for p in [path, *path.parents]:
         st = p.stat()
-        ok = (st.st_mode & stat.S_IXOTH or (st.st_uid == uid and st.st_mode & stat.S_IXUSR)
-              or (st.st_gid == uid and st.st_mode & stat.S_IXGRP))
+        ok = (
+            st.st_mode & stat.S_IXOTH
+            or (st.st_uid == uid and st.st_mode & stat.S_IXUSR)
+            or (st.st_gid == uid and st.st_mode & stat.S_IXGRP)
+        )
         if not ok:
             raise SandboxUnavailable(
                 f"Runtime dir {path} is not reachable by grain uid {uid}: "

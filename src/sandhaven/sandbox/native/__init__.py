@@ -71,7 +71,9 @@ def ensure_built(base_dir: Path) -> Helpers:
         for program, source in SOURCES.items():
             result = subprocess.run(
                 [gcc, *CFLAGS, "-o", str(tmp / program), str(_source_dir() / source)],
-                capture_output=True, text=True, check=False,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if result.returncode != 0:
                 first = (result.stderr.strip().splitlines() or ["unknown error"])[0]
@@ -86,4 +88,3 @@ def ensure_built(base_dir: Path) -> Helpers:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return helpers
-

@@ -70,8 +70,14 @@ class Handler(BaseHTTPRequestHandler):
         elif url.path == "/env":
             self.send_json(dict(os.environ))
         elif url.path == "/whoami":
-            self.send_json({"uid": os.getuid(), "gid": os.getgid(), "pid": os.getpid(),
-                            "hostname": socket.gethostname()})
+            self.send_json(
+                {
+                    "uid": os.getuid(),
+                    "gid": os.getgid(),
+                    "pid": os.getpid(),
+                    "hostname": socket.gethostname(),
+                }
+            )
         elif url.path == "/stream":
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
@@ -86,8 +92,15 @@ class Handler(BaseHTTPRequestHandler):
         elif url.path == "/exit":
             if query.get("stubborn") == "1":
                 import subprocess
-                subprocess.Popen([sys.executable, "-c", "import signal, time; "
-                                  "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])
+
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        "import signal, time; "
+                        "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)",
+                    ]
+                )
             sys.stderr.write("exiting on request\n")
             sys.stderr.flush()
             os._exit(int(query.get("code", "3")))

@@ -32,11 +32,28 @@ libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 
 # x86-64 system call numbers.
-NR = {"ptrace": 101, "syslog": 103, "personality": 135, "chroot": 161, "mount": 165,
-      "sethostname": 170, "init_module": 175, "kexec_load": 246, "add_key": 248,
-      "keyctl": 250, "unshare": 272, "perf_event_open": 298, "open_by_handle_at": 304,
-      "setns": 308, "process_vm_readv": 310, "bpf": 321, "userfaultfd": 323,
-      "io_uring_setup": 425, "clone3": 435, "pivot_root": 155}
+NR = {
+    "ptrace": 101,
+    "syslog": 103,
+    "personality": 135,
+    "chroot": 161,
+    "mount": 165,
+    "sethostname": 170,
+    "init_module": 175,
+    "kexec_load": 246,
+    "add_key": 248,
+    "keyctl": 250,
+    "unshare": 272,
+    "perf_event_open": 298,
+    "open_by_handle_at": 304,
+    "setns": 308,
+    "process_vm_readv": 310,
+    "bpf": 321,
+    "userfaultfd": 323,
+    "io_uring_setup": 425,
+    "clone3": 435,
+    "pivot_root": 155,
+}
 
 
 def sys_call(name, *args):
@@ -296,6 +313,7 @@ def probe_sysrq(ctx):
     def write():
         with open("/proc/sysrq-trigger", "w") as f:
             f.write("h")
+
     return attempt(write), ""
 
 
@@ -330,8 +348,9 @@ def probe_fork_bomb(ctx):
         "    import errno; print(errno.errorcode[e.errno], n, flush=True)\n"
     )
     # A new process group so the children can be killed together afterwards.
-    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                         start_new_session=True)
+    p = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, start_new_session=True
+    )
     out = p.stdout.readline().decode().split()
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
@@ -339,10 +358,12 @@ def probe_fork_bomb(ctx):
 
 
 def probe_memory_hog(ctx):
-    code = ("blocks = []\n"
-            "for _ in range(8192):\n"
-            "    blocks.append(bytearray(1 << 20))\n"
-            "print('survived', flush=True)\n")
+    code = (
+        "blocks = []\n"
+        "for _ in range(8192):\n"
+        "    blocks.append(bytearray(1 << 20))\n"
+        "print('survived', flush=True)\n"
+    )
     return child_status(code)
 
 
@@ -350,8 +371,9 @@ def probe_setuid_binary(ctx):
     status = open("/proc/self/status").read()
     nnp = [line for line in status.splitlines() if line.startswith("NoNewPrivs")]
     try:
-        p = subprocess.run(["/usr/bin/mount", "-t", "tmpfs", "none", "/tmp"],
-                           capture_output=True, timeout=10)
+        p = subprocess.run(
+            ["/usr/bin/mount", "-t", "tmpfs", "none", "/tmp"], capture_output=True, timeout=10
+        )
         ran = f"exit {p.returncode}"
     except OSError as e:
         ran = errno.errorcode.get(e.errno, str(e))
@@ -360,21 +382,27 @@ def probe_setuid_binary(ctx):
 
 
 def probe_capabilities(ctx):
-    caps = {line.split(":")[0]: line.split()[1] for line in open("/proc/self/status")
-            if line.startswith("Cap")}
+    caps = {
+        line.split(":")[0]: line.split()[1]
+        for line in open("/proc/self/status")
+        if line.startswith("Cap")
+    }
     none = all(int(v, 16) == 0 for v in caps.values())
     return ("none" if none else "some"), caps
 
 
 def probe_dev_devices(ctx):
-    tried = {p: attempt(read_file, p) for p in ("/dev/sda", "/dev/mem", "/dev/kmsg",
-                                                "/dev/vda", "/dev/fuse")}
+    tried = {
+        p: attempt(read_file, p)
+        for p in ("/dev/sda", "/dev/mem", "/dev/kmsg", "/dev/vda", "/dev/fuse")
+    }
     outcome = "absent" if set(tried.values()) == {"ENOENT"} else "present"
     return outcome, {"tried": tried, "dev": sorted(os.listdir("/dev"))}
 
 
 def probe_mknod(ctx):
     import stat
+
     return attempt(os.mknod, "/tmp/mem", stat.S_IFCHR | 0o600, os.makedev(1, 1)), "/dev/mem"
 
 
@@ -398,6 +426,7 @@ def probe_proc_sys_write(ctx):
     def write():
         with open("/proc/sys/kernel/hostname", "w") as f:
             f.write("evil")
+
     return attempt(write), ""
 
 
@@ -405,8 +434,9 @@ def probe_terminal(ctx):
     return attempt(os.open, "/dev/tty", os.O_RDWR), "controlling terminal"
 
 
-PROBES = {name[len("probe_"):]: fn for name, fn in sorted(globals().items())
-          if name.startswith("probe_")}
+PROBES = {
+    name[len("probe_") :]: fn for name, fn in sorted(globals().items()) if name.startswith("probe_")
+}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -430,7 +460,7 @@ class Handler(BaseHTTPRequestHandler):
         elif url.path == "/probes":
             self.send_json(sorted(PROBES))
         elif url.path.startswith("/probe/"):
-            name = url.path[len("/probe/"):]
+            name = url.path[len("/probe/") :]
             ctx = json.loads(parse_qs(url.query).get("ctx", ["{}"])[0])
             try:
                 outcome, detail = PROBES[name](ctx)

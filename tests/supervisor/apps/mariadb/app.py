@@ -30,29 +30,62 @@ COMMON = ["--no-defaults"]
 def sql(statement):
     out = subprocess.run(
         ["/usr/bin/mariadb", *COMMON, "-S", SOCKET, "-N", "-B", "-e", statement, "app"],
-        capture_output=True, text=True, check=True)
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return out.stdout.strip()
 
 
 def start_database():
     if not os.path.isdir(os.path.join(DATADIR, "mysql")):
-        subprocess.run(["/usr/bin/mariadb-install-db", *COMMON, f"--datadir={DATADIR}",
-                        "--skip-test-db", "--auth-root-authentication-method=normal"],
-                       check=True, stdout=subprocess.DEVNULL)
-    subprocess.Popen(["/usr/sbin/mariadbd", *COMMON, f"--datadir={DATADIR}",
-                      f"--socket={SOCKET}", "--skip-networking", "--skip-grant-tables",
-                      f"--log-error={LOG}", "--pid-file=/tmp/mysqld.pid",
-                      "--innodb-buffer-pool-size=32M"])
+        subprocess.run(
+            [
+                "/usr/bin/mariadb-install-db",
+                *COMMON,
+                f"--datadir={DATADIR}",
+                "--skip-test-db",
+                "--auth-root-authentication-method=normal",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    subprocess.Popen(
+        [
+            "/usr/sbin/mariadbd",
+            *COMMON,
+            f"--datadir={DATADIR}",
+            f"--socket={SOCKET}",
+            "--skip-networking",
+            "--skip-grant-tables",
+            f"--log-error={LOG}",
+            "--pid-file=/tmp/mysqld.pid",
+            "--innodb-buffer-pool-size=32M",
+        ]
+    )
     deadline = time.monotonic() + 60
-    while subprocess.run(["/usr/bin/mariadb-admin", *COMMON, "-S", SOCKET, "ping"],
-                         capture_output=True).returncode != 0:
+    while (
+        subprocess.run(
+            ["/usr/bin/mariadb-admin", *COMMON, "-S", SOCKET, "ping"], capture_output=True
+        ).returncode
+        != 0
+    ):
         if time.monotonic() > deadline:
             sys.exit("mariadbd did not come up")
         time.sleep(0.05)
-    subprocess.run(["/usr/bin/mariadb", *COMMON, "-S", SOCKET, "-e",
-                    "CREATE DATABASE IF NOT EXISTS app; "
-                    "CREATE TABLE IF NOT EXISTS app.t (id INT AUTO_INCREMENT PRIMARY KEY, "
-                    "v VARCHAR(100)) ENGINE=InnoDB"], check=True)
+    subprocess.run(
+        [
+            "/usr/bin/mariadb",
+            *COMMON,
+            "-S",
+            SOCKET,
+            "-e",
+            "CREATE DATABASE IF NOT EXISTS app; "
+            "CREATE TABLE IF NOT EXISTS app.t (id INT AUTO_INCREMENT PRIMARY KEY, "
+            "v VARCHAR(100)) ENGINE=InnoDB",
+        ],
+        check=True,
+    )
 
 
 class Handler(BaseHTTPRequestHandler):
