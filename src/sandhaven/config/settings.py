@@ -213,6 +213,35 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("trusted_proxies", "", _parse_address_list,
             "Comma-separated addresses of reverse proxies whose X-Forwarded-* headers "
             "are trusted; empty trusts none.", kind="list"),
+    Setting("grains.idle_timeout", 300, _parse_int(5, 7 * 86400),
+            "Seconds a grain keeps running with no request, no open stream or "
+            "WebSocket, before it is stopped.", kind="integer"),
+    Setting("grains.memory_limit", 1024, _parse_int(16, 1 << 20),
+            "Memory limit of one grain, in MiB (all its processes together); past it "
+            "the kernel kills the grain's largest process.", kind="integer"),
+    Setting("grains.max_processes", 512, _parse_int(8, 1 << 20),
+            "Most processes and threads one grain may have at once.", kind="integer"),
+    Setting("grains.tmp_size", 16, _parse_int(1, 1 << 20),
+            "Size cap of a grain's /tmp (memory-backed, counted in its memory limit), "
+            "in MiB.", kind="integer"),
+    Setting("grains.stop_timeout", 10, _parse_int(1, 3600),
+            "Seconds a stopping grain gets after SIGTERM before it is killed.",
+            kind="integer"),
+    Setting("grains.start_timeout", 60, _parse_int(1, 3600),
+            "Seconds a starting grain gets to answer HTTP before the start fails.",
+            kind="integer"),
+    Setting("grains.log_size", 1024, _parse_int(4, 1 << 20),
+            "Size cap of a grain's log (its standard output and error), in KiB; "
+            "older lines are dropped first.", kind="integer"),
+    Setting("sandbox.grain_uid", 64999, _parse_int(1, (1 << 32) - 2),
+            "Unprivileged host user (and group) ID that grain processes run as when "
+            "the server runs as root. It needs no account; give it no other use.",
+            kind="integer"),
+    Setting("sandbox.runtime_dir", "/run/sandhaven", _parse_path,
+            "Directory for grain sockets and per-start files when running as root "
+            "(one subdirectory per data dir; otherwise DATA_DIR/run is used); emptied "
+            "at every start. Every ancestor must be searchable by the grain uid.",
+            kind="path"),
     Setting("smtp.host", "", _parse_str,
             "SMTP server for outgoing mail (login links, invitations); empty disables mail.",
             admin_editable=True),
