@@ -178,8 +178,9 @@ def test_email_login_on_a_live_server_and_logs_hold_no_secrets(tmp_path: Path, s
             assert done.status_code == 303
             cookie = done.cookies["sandhaven_session"]
             assert c.get("/api/v1/me").json()["email"] == "ana@example.org"
+            fresh = csrf_from(c.get("/account").text)  # tokens are bound to the new session
             api_token = c.post("/api/v1/me/tokens", json={"label": "t"},
-                               headers={"X-CSRF-Token": csrf_from(page.text)}).json()["token"]
+                               headers={"X-CSRF-Token": fresh}).json()["token"]
             c.get("/api/v1/me", headers={"Authorization": f"Bearer {api_token}"})
     finally:
         stop_server(live)
@@ -217,3 +218,59 @@ def test_unknown_host_is_404_on_the_live_server(server):
     answer = httpx.get(f"http://127.0.0.1:{server.port}/login",
                        headers={"Host": "evil.example"}, timeout=10)
     assert answer.status_code == 404
+
+
+def test_racing_visitors_on_one_setup_url_make_exactly_one_admin(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = server.setup_url().removeprefix(server.url)
+    clients = [server.client(follow_redirects=False) for _ in range(12)]
+    tokens = [csrf_from(c.get(path).text) for c in clients]
+
+    def post(i: int) -> int:
+        return clients[i].post(path, data={"csrf_token": tokens[i], "name": f"Admin {i}",
+                                           "email": f"admin{i}@example.org"}).status_code
+
+    with ThreadPoolExecutor(12) as pool:
+        statuses = list(pool.map(post, range(12)))
+    for c in clients:
+        c.close()
+    assert statuses.count(303) == 1, statuses
+    assert set(statuses) <= {303, 404, 410}
+    db = sqlite3.connect(server.data_dir / "sandhaven.sqlite3")
+    assert db.execute("SELECT count(*) FROM users").fetchone()[0] == 1
+    db.close()
+
+
+@pytest.mark.parametrize("bad", [{"name": "", "email": "root@example.org"},
+                                 {"name": "Root", "email": "root@localhost"},
+                                 {"name": "Ro\x07ot", "email": "root@example.org"}])
+def test_setup_form_errors_show_the_form_again(server, bad):
+    path = server.setup_url().removeprefix(server.url)
+    with server.client(follow_redirects=False) as c:
+        page = c.get(path)
+        answer = c.post(path, data={"csrf_token": csrf_from(page.text), **bad})
+        assert answer.status_code == 400
+        assert "Create admin account" in answer.text and "Traceback" not in answer.text
+        good = c.post(path, data={"csrf_token": csrf_from(page.text), "name": "Root",
+                                  "email": "root@example.org"})
+        assert good.status_code == 303
+
+
+def test_port_alone_moves_every_url(tmp_path: Path):
+    """`serve --port N` serves and prints URLs on N without setting base_url too."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "sandhaven", "serve", "--data-dir",
+                             str(tmp_path / "d"), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(4)]
+        assert f"http://localhost:{port}/setup/" in "".join(lines)
+        assert httpx.get(f"http://127.0.0.1:{port}/login",
+                         headers={"Host": f"localhost:{port}"}, timeout=10).status_code == 200
+        fresh = run_cli("admin-token", data_dir=tmp_path / "d")
+        assert f"http://localhost:{port}/setup/" in fresh.stdout
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        proc.stdout.close()

@@ -7,6 +7,11 @@ and one in the API turn them into pages or JSON, and the CLI into an exit code.
     ├── StoreError                 the store cannot be opened or migrated (exit 3)
     ├── AlreadyRunning             another serve holds the data dir (exit 4)
     ├── MailError                  the SMTP server refused or cannot be reached (502)
+    ├── SandboxError               a grain sandbox cannot be built or started (500)
+    │   └── SandboxUnavailable     the host lacks what sandboxes need: bwrap, gcc, cgroups (500)
+    ├── GrainError                 a grain cannot be reached (503)
+    │   ├── GrainStartFailed       the grain exited or timed out before answering HTTP (503)
+    │   └── GrainCrashed           the grain crashed and waits out its restart backoff (503)
     └── RequestError               the caller's fault (400)
         ├── InvalidInput           malformed field or body (400 / 422)
         │   ├── KeyFileError       app signing key file missing, unsafe or unreadable (exit 10)
@@ -63,6 +68,33 @@ class AlreadyRunning(SandhavenError):
 class MailError(SandhavenError):
     status = 502
     code = "mail"
+
+
+class SandboxError(SandhavenError):
+    code = "sandbox"
+
+
+class SandboxUnavailable(SandboxError):
+    code = "sandbox_unavailable"
+
+
+class GrainError(SandhavenError):
+    status = 503
+    code = "grain"
+
+
+class GrainStartFailed(GrainError):
+    code = "grain_start_failed"
+
+
+class GrainCrashed(GrainError):
+    """Raised while a crashed grain waits out its backoff; ``retry_after`` is in seconds."""
+
+    code = "grain_crashed"
+
+    def __init__(self, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class RequestError(SandhavenError):

@@ -94,15 +94,23 @@ def build_app(services: Services) -> ASGIApp:
 class _Server(uvicorn.Server):
     """uvicorn's server, announcing the shell URL once the socket listens."""
 
-    def __init__(self, config: uvicorn.Config, base_url: str) -> None:
+    def __init__(self, config: uvicorn.Config, services: Services) -> None:
         super().__init__(config)
-        self.base_url = base_url
+        self.services = services
 
     async def startup(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
         await super().startup(sockets)
-        if self.started:
-            print(f"Sandhaven is serving the shell at {self.base_url}", flush=True)
-            log.info("listening", base_url=self.base_url)
+        if not self.started:
+            return
+        base = self.services.settings.base_url
+        # Only once the socket listens: a setup URL must point at a server that answers.
+        if self.services.identity.setup.needed():
+            token = self.services.identity.setup.new_token()
+            print(f"No users yet. Create the first admin account within {SETUP_MINUTES} "
+                  f"minutes at:\n  {base}/setup/{token}\n"
+                  "(`sandhaven admin-token` prints a fresh link.)", flush=True)
+        print(f"Sandhaven is serving the shell at {base}", flush=True)
+        log.info("listening", base_url=base)
 
 
 @contextmanager
@@ -111,9 +119,14 @@ def data_dir_lock(data_dir: Path) -> Iterator[None]:
 
     Raises AlreadyRunning, naming the PID of the holder, if another serve has it.
     """
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = data_dir / "serve.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = data_dir / "serve.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"Setting 'data_dir' has value '{data_dir}': not a directory.") from None
+    except OSError as exc:
+        raise ConfigError(f"Setting 'data_dir' has value '{data_dir}': {exc.strerror}.") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -136,16 +149,13 @@ def serve(settings: Settings) -> int:
         services = Services.build(settings)
         app = build_app(services)
         log.info("starting", settings=settings.redacted())
-        if services.identity.setup.needed():
-            token = services.identity.setup.new_token()
-            print(f"No users yet. Create the first admin account within {SETUP_MINUTES} "
-                  f"minutes at:\n  {settings.base_url}/setup/{token}\n"
-                  "(`sandhaven admin-token` prints a fresh link.)", flush=True)
+        # Commands run beside the server (admin-token) print URLs with this base.
+        services.runtime.record_state("base_url", settings.base_url)
         config = uvicorn.Config(app, host=settings.listen_host, port=settings.port,
                                 log_config=None, access_log=False, lifespan="off",
                                 proxy_headers=False, server_header=False,
                                 timeout_graceful_shutdown=10)
-        server = _Server(config, settings.base_url)
+        server = _Server(config, services)
         # uvicorn re-raises the signal that stopped it once shutdown is done; with these
         # handlers in place that re-raise is a no-op and a requested stop exits 0.
         for sig in (signal.SIGINT, signal.SIGTERM):

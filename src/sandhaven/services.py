@@ -15,6 +15,14 @@ from sandhaven.identity import Identity
 from sandhaven.mail import Mailer
 from sandhaven.packages.service import PackageService
 from sandhaven.store import Store
+from sandhaven.store.secrets import server_secret
+
+
+@dataclass(frozen=True)
+class ServerSecrets:
+    """Keys the server makes once and keeps in the store."""
+
+    csrf: bytes
 
 
 @dataclass
@@ -24,6 +32,7 @@ class Services:
     runtime: RuntimeSettings
     mailer: Mailer
     identity: Identity
+    secrets: ServerSecrets
     # Parts added by later layers (packages, supervisor, grains…), by name.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -32,7 +41,8 @@ class Services:
         store = store or Store.open(settings.database)
         runtime = RuntimeSettings(store, settings)
         mailer = Mailer(runtime.effective)
-        services = cls(settings, store, runtime, mailer, Identity(store, runtime, mailer))
+        services = cls(settings, store, runtime, mailer, Identity(store, runtime, mailer),
+                       ServerSecrets(csrf=server_secret(store, "csrf")))
         packages = PackageService.from_settings(store, settings)
         services.extra["packages"] = packages
         # Package uploads are larger than forms; the multipart form gets room for its fields.

@@ -112,6 +112,7 @@ def test_non_json_body_is_refused(make_shell):
                          headers={**auth, "Content-Type": "application/json"})
     assert answer.status_code == 422
     assert answer.json()["error"]["code"] == "invalid_input"
+    assert "not valid JSON" in answer.json()["error"]["message"]
 
 
 def test_settings_patch_is_all_or_nothing(make_shell):
@@ -146,3 +147,12 @@ def test_unknown_api_path_is_json_404(make_shell):
     _, client = make_shell()
     answer = client.get("/api/v1/nothing")
     assert answer.status_code == 404 and answer.json()["error"]["code"] == "http_error"
+
+
+def test_personal_tokens_are_capped(make_shell):
+    services, client = make_shell()
+    user, auth = _bearer(services)
+    for _ in range(99):
+        services.identity.tokens.create(user.id, "t")
+    answer = client.post("/api/v1/me/tokens", json={"label": "one too many"}, headers=auth)
+    assert answer.status_code == 409 and "revoke some" in answer.json()["error"]["message"]

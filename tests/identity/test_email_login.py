@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
+from sandhaven.store import utcnow
 from sandhaven.store.models import LoginToken, User
 from sandhaven.testing import login_code, login_link, mail_text
 from tests.conftest import form_post
@@ -80,8 +81,7 @@ def test_expired_link_is_refused_and_nothing_changes(mail_shell):
     _ask(client, "di@example.org")
     link = login_link(mailbox.wait_for(1)[0])
     with services.store.session() as s:
-        row = s.scalar(select(LoginToken))
-        s.execute(update(LoginToken).values(expires_at=row.created_at - timedelta(seconds=1)))
+        s.execute(update(LoginToken).values(expires_at=utcnow() - timedelta(seconds=1)))
     answer = _follow_link(client, link)
     assert answer.status_code == 410 and "expired" in answer.text
     assert "sandhaven_session" not in answer.cookies

@@ -2,6 +2,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
+from sandhaven.store import utcnow
 from sandhaven.store.models import LoginSession
 from tests.conftest import form_post, login_as
 
@@ -11,8 +12,7 @@ def test_expired_session_is_logged_out(make_shell):
     login_as(client, services, "a@example.org", "Ann")
     assert client.get("/api/v1/me").status_code == 200
     with services.store.session() as s:
-        s.execute(update(LoginSession).values(
-            expires_at=LoginSession.created_at - timedelta(seconds=1)))
+        s.execute(update(LoginSession).values(expires_at=utcnow() - timedelta(seconds=1)))
     assert client.get("/api/v1/me").status_code == 401
     assert client.get("/account").headers["location"] == "/login"
 

@@ -211,7 +211,11 @@ def test_install_and_uninstall_as_an_unprivileged_user(tmp_path, hello_spk):
         spk = Path(shared) / "hello.spk"
         shutil.copy(hello_spk, spk)
         os.chmod(spk, 0o644)
-        _as_nobody(Path(shared) / "data", spk)
+        data = Path(shared) / "data"
+        Store.open(f"sqlite:///{data / 'sandhaven.sqlite3'}").close()
+        for path in (data, *data.iterdir()):
+            os.chown(path, 65534, 65534)
+        _as_nobody(data, spk)
 
 
 def _as_nobody(data, spk):  # type: ignore[no-untyped-def]

@@ -130,3 +130,52 @@ def test_test_mail_reaches_the_smtp_server(mail_shell):
     answer = form_post(client, "/admin/settings", "/admin/settings/test-mail", {})
     assert answer.status_code == 303
     assert mailbox.wait_for(1)[0]["Subject"] == "Sandhaven test mail"
+
+
+def test_invitation_form_errors_show_the_form_again(make_shell):
+    services, client = make_shell()
+    admin = services.identity.users.create("root@example.org", "Root", is_admin=True)
+    services.identity.users.create("taken@example.org", "Taken")
+    _, token = services.identity.invites.create(admin.id, None)
+    for bad in ({"name": "", "email": "x@example.org"},
+                {"name": "X", "email": "not-an-email"},
+                {"name": "X\x01", "email": "x@example.org"}):
+        answer = form_post(client, f"/invite/{token}", f"/invite/{token}", bad)
+        assert answer.status_code == 400, bad
+        assert "Create account" in answer.text
+    taken = form_post(client, f"/invite/{token}", f"/invite/{token}",
+                      {"name": "X", "email": "taken@example.org"})
+    assert taken.status_code == 409 and "log in instead" in taken.text
+    assert services.identity.invites.peek(token).state == "open"
+
+
+def test_inviting_an_existing_user_is_refused(make_shell):
+    services, client = make_shell(smtp_host="127.0.0.1")
+    login_as(client, services, "root@example.org", "Root", admin=True)
+    services.identity.users.create("taken@example.org", "Taken")
+    answer = form_post(client, "/admin", "/admin/invites", {"email": "Taken@example.org"})
+    assert answer.status_code == 409 and "already has an account" in answer.text
+    assert services.identity.invites.list() == []
+
+
+def test_delete_asks_for_confirmation_first(make_shell):
+    services, client = make_shell()
+    login_as(client, services, "root@example.org", "Root", admin=True)
+    uid = services.identity.users.create("u@example.org", "User").id
+    page = client.get(f"/admin/users/{uid}/delete")
+    assert page.status_code == 200 and "Delete User?" in page.text
+    assert services.identity.users.find(uid) is not None
+    assert client.get("/admin/users/nobody/delete").status_code == 404
+
+
+def test_huge_ids_are_not_found_not_errors(make_shell):
+    services, client = make_shell()
+    login_as(client, services, "root@example.org", "Root", admin=True)
+    big = "9" * 30
+    token = csrf_from(client.get("/admin").text)
+    for path in (f"/admin/invites/{big}/revoke", f"/account/tokens/{big}/revoke"):
+        answer = client.post(path, data={"csrf_token": token})
+        assert answer.status_code in (400, 404, 422), path
+        assert "Something went wrong" not in answer.text
+    api = client.delete(f"/api/v1/me/tokens/{big}", headers={"X-CSRF-Token": token})
+    assert api.status_code == 422

@@ -72,3 +72,34 @@ def test_every_state_changing_shell_route_refuses_without_a_token(make_shell):
             assert answer.status_code == 403, (method, path)
             checked += 1
     assert checked >= 12
+
+
+def test_a_planted_csrf_cookie_does_not_work_for_a_logged_in_session(make_shell):
+    services, client = make_shell()
+    uid = login_as(client, services, "a@example.org", "Ann")
+    client.cookies.set("sandhaven_csrf", "abc")
+    answer = client.post("/account/profile", data={"csrf_token": "abc", "name": "Mallory",
+                                                   "handle": "mal"})
+    assert answer.status_code == 403
+    assert services.identity.users.get(uid).name == "Ann"
+
+
+def test_a_malformed_cookie_header_cannot_skip_the_check(make_shell):
+    services, client = make_shell()
+    uid = login_as(client, services, "a@example.org", "Ann")
+    session = client.cookies.get("sandhaven_session")
+    client.cookies.clear()
+    answer = client.patch("/api/v1/me", json={"name": "Mallory"},
+                          headers={"Cookie": f'a="x; sandhaven_session={session}'})
+    assert answer.status_code in (401, 403)
+    assert services.identity.users.get(uid).name == "Ann"
+
+
+def test_the_token_changes_with_the_session(make_shell):
+    services, client = make_shell()
+    login_as(client, services, "a@example.org", "Ann")
+    first = csrf_from(client.get("/account").text)
+    login_as(client, services, "a@example.org", "Ann")
+    second = csrf_from(client.get("/account").text)
+    assert first != second
+    assert client.post("/account/tokens", data={"csrf_token": first}).status_code == 403

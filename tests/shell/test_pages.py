@@ -95,3 +95,20 @@ def test_dev_accounts_only_with_dev(make_shell):
     me = dev.get("/api/v1/me").json()
     assert me["name"] == "Alice Dev"
     assert "Development mode" in dev.get("/account").text
+
+
+def test_shell_pages_carry_security_headers(make_shell):
+    _, client = make_shell()
+    answer = client.get("/login")
+    csp = answer.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "frame-src http://*.localhost:6080" in csp
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["referrer-policy"] == "no-referrer"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+def test_head_is_answered_like_get_without_a_body(make_shell):
+    _, client = make_shell()
+    answer = client.head("/login")
+    assert answer.status_code == 200 and answer.content == b""
+    assert answer.headers["content-type"].startswith("text/html")

@@ -3,7 +3,9 @@ server settings. Every route goes through the same services as the shell."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request, Response
 
 from sandhaven.api import schemas
 from sandhaven.errors import MailError
@@ -11,7 +13,10 @@ from sandhaven.identity.users import UserView
 from sandhaven.shell.auth import admin_user, client_ip, current_user, services
 
 router = APIRouter()
-ERRORS = {code: {"model": schemas.ErrorBody} for code in (400, 401, 403, 404, 409, 422, 429)}
+# Row IDs are 64-bit integers in the store; a larger number is simply not found.
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+ERRORS = {code: {"model": schemas.ErrorBody}
+          for code in (400, 401, 403, 404, 409, 410, 413, 422, 429, 502)}
 
 
 def _me(u: UserView) -> schemas.Me:
@@ -54,7 +59,7 @@ def create_token(body: schemas.TokenCreate, request: Request,
 
 
 @router.delete("/me/tokens/{token_id}", status_code=204, responses=ERRORS, tags=["account"])
-def revoke_token(token_id: int, request: Request,
+def revoke_token(token_id: RowId, request: Request,
                  user: UserView = Depends(current_user)) -> Response:
     services(request).identity.tokens.revoke(user.id, token_id)
     return Response(status_code=204)
@@ -123,7 +128,7 @@ def create_invite(body: schemas.InviteCreate, request: Request,
 
 
 @router.delete("/invites/{invite_id}", status_code=204, responses=ERRORS, tags=["admin"])
-def revoke_invite(invite_id: int, request: Request, admin: UserView = Depends(admin_user)
+def revoke_invite(invite_id: RowId, request: Request, admin: UserView = Depends(admin_user)
                   ) -> Response:
     services(request).identity.invites.revoke(admin.id, invite_id)
     return Response(status_code=204)

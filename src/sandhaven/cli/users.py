@@ -64,12 +64,18 @@ def token_create(args: argparse.Namespace) -> int:
 
 
 def admin_token(args: argparse.Namespace) -> int:
+    from sandhaven.config.runtime import RuntimeSettings
+
     settings = settings_from_args(args)
     store = open_store(settings)
     try:
         token = Setup(store).new_token()
+        base = settings.base_url
+        if not settings.is_set("base_url") and not settings.is_set("port"):
+            # Use the URL the server was last started with, e.g. `serve --port 7000`.
+            base = RuntimeSettings(store, settings).recorded_state("base_url") or base
     finally:
         store.close()
     print(f"Create the first admin account within {SETUP_MINUTES} minutes at:\n"
-          f"  {settings.base_url}/setup/{token}")
+          f"  {base}/setup/{token}")
     return 0

@@ -26,7 +26,7 @@ class RuntimeSettings:
         self.base = base
 
     def _overrides(self) -> dict[str, Any]:
-        with self.store.session() as s:
+        with self.store.read() as s:
             rows = s.scalars(select(ServerSetting)).all()
             return {r.name: json.loads(r.value) for r in rows if r.name in BY_NAME}
 
@@ -38,7 +38,23 @@ class RuntimeSettings:
         values = dict(self.base.values)
         for name, raw in self._overrides().items():
             values[name] = BY_NAME[name].parse(raw)
-        return Settings(values)
+        return Settings(values, self.base.sources)
+
+    def record_state(self, name: str, value: str) -> None:
+        """Remember a fact about the running server (``state.<name>``) for commands
+        run beside it, e.g. the base URL ``serve`` was started with."""
+        key = f"state.{name}"
+        with self.store.session() as s:
+            row = s.get(ServerSetting, key)
+            if row is None:
+                s.add(ServerSetting(name=key, value=json.dumps(value), updated_at=utcnow()))
+            else:
+                row.value, row.updated_at = json.dumps(value), utcnow()
+
+    def recorded_state(self, name: str) -> str | None:
+        with self.store.read() as s:
+            row = s.get(ServerSetting, f"state.{name}")
+            return json.loads(row.value) if row else None
 
     def save(self, changes: dict[str, Any]) -> None:
         """Validate and store admin changes; all or nothing.

@@ -187,9 +187,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Address the HTTP listener binds to."),
     Setting("port", 6080, _parse_int(1, 65535), "TCP port of the HTTP listener.", kind="integer"),
     Setting("base_url", "http://localhost:6080", _parse_http_url,
-            "Public URL of the shell, as browsers reach it (scheme://host[:port])."),
+            "Public URL of the shell, as browsers reach it (scheme://host[:port]). "
+            "Unless set, it follows the port: http://localhost:PORT."),
     Setting("wildcard_host", "*.localhost:6080", _parse_wildcard,
-            "Wildcard host under which session hosts and the API host live."),
+            "Wildcard host under which session hosts and the API host live. "
+            "Unless set, it follows the port: *.localhost:PORT."),
     Setting("database_url", "", _parse_str,
             "SQLAlchemy URL of the store; empty means SQLite at DATA_DIR/sandhaven.sqlite3.",
             secret=True),
@@ -211,6 +213,35 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("trusted_proxies", "", _parse_address_list,
             "Comma-separated addresses of reverse proxies whose X-Forwarded-* headers "
             "are trusted; empty trusts none.", kind="list"),
+    Setting("grains.idle_timeout", 300, _parse_int(5, 7 * 86400),
+            "Seconds a grain keeps running with no request, no open stream or "
+            "WebSocket, before it is stopped.", kind="integer"),
+    Setting("grains.memory_limit", 1024, _parse_int(16, 1 << 20),
+            "Memory limit of one grain, in MiB (all its processes together); past it "
+            "the kernel kills the grain's largest process.", kind="integer"),
+    Setting("grains.max_processes", 512, _parse_int(8, 1 << 20),
+            "Most processes and threads one grain may have at once.", kind="integer"),
+    Setting("grains.tmp_size", 16, _parse_int(1, 1 << 20),
+            "Size cap of a grain's /tmp (memory-backed, counted in its memory limit), "
+            "in MiB.", kind="integer"),
+    Setting("grains.stop_timeout", 10, _parse_int(1, 3600),
+            "Seconds a stopping grain gets after SIGTERM before it is killed.",
+            kind="integer"),
+    Setting("grains.start_timeout", 60, _parse_int(1, 3600),
+            "Seconds a starting grain gets to answer HTTP before the start fails.",
+            kind="integer"),
+    Setting("grains.log_size", 1024, _parse_int(4, 1 << 20),
+            "Size cap of a grain's log (its standard output and error), in KiB; "
+            "older lines are dropped first.", kind="integer"),
+    Setting("sandbox.grain_uid", 64999, _parse_int(1, (1 << 32) - 2),
+            "Unprivileged host user (and group) ID that grain processes run as when "
+            "the server runs as root. It needs no account; give it no other use.",
+            kind="integer"),
+    Setting("sandbox.runtime_dir", "/run/sandhaven", _parse_path,
+            "Directory for grain sockets and per-start files when running as root "
+            "(one subdirectory per data dir; otherwise DATA_DIR/run is used); emptied "
+            "at every start. Every ancestor must be searchable by the grain uid.",
+            kind="path"),
     Setting("smtp.host", "", _parse_str,
             "SMTP server for outgoing mail (login links, invitations); empty disables mail.",
             admin_editable=True),
@@ -248,6 +279,8 @@ class Settings:
     dots replaced by underscores (``smtp_host``)."""
 
     values: Mapping[str, Any] = field(default_factory=dict)
+    # Where each value came from: "default", "config file …", "environment …", "flag …".
+    sources: Mapping[str, str] = field(default_factory=dict)
 
     def __getattr__(self, attr: str) -> Any:
         values = object.__getattribute__(self, "values")
@@ -265,7 +298,11 @@ class Settings:
         for key, raw in changes.items():
             setting = BY_NAME[BY_ATTR.get(key, key)]
             values[setting.name] = _validate(setting, raw, "argument")
-        return Settings(values)
+        return Settings(values, self.sources)
+
+    def is_set(self, name: str) -> bool:
+        """True when the setting was given (file, environment, flag), not defaulted."""
+        return self.sources.get(name, "default") != "default"
 
     def redacted(self) -> dict[str, Any]:
         """The settings as plain values, secrets masked: safe for logs."""
@@ -364,7 +401,12 @@ def load_settings(
         if value is not None:
             raw[name] = (value, f"flag {BY_NAME[name].flag}")
     values = {name: _validate(BY_NAME[name], value, src) for name, (value, src) in raw.items()}
-    return Settings(values)
+    # The embedded defaults follow the port, so `serve --port 7000` just works.
+    if raw["base_url"][1] == "default":
+        values["base_url"] = f"http://localhost:{values['port']}"
+    if raw["wildcard_host"][1] == "default":
+        values["wildcard_host"] = f"*.localhost:{values['port']}"
+    return Settings(values, {name: src for name, (_, src) in raw.items()})
 
 
 def _toml_value(value: Any) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from sandhaven.errors import NotFound
+from sandhaven.errors import Conflict, NotFound
 from sandhaven.identity.profiles import clean_name
 from sandhaven.identity.secrets import hash_secret, new_token
 from sandhaven.identity.users import UserView
@@ -15,6 +15,7 @@ from sandhaven.store import Store, utcnow
 from sandhaven.store.models import ApiToken, User
 
 _TOUCH_EVERY = timedelta(minutes=1)
+MAX_PERSONAL_TOKENS = 100
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,12 @@ class ApiTokens:
         with self.store.session() as s:
             if s.get(User, user_id) is None:
                 raise NotFound(f"No user with ID {user_id[:40]!r}.")
+            live = s.scalar(select(func.count()).select_from(ApiToken).where(
+                ApiToken.user_id == user_id, ApiToken.grain_id.is_(None),
+                ApiToken.revoked_at.is_(None)))
+            if (live or 0) >= MAX_PERSONAL_TOKENS:
+                raise Conflict(f"You already have {MAX_PERSONAL_TOKENS} personal API tokens; "
+                               "revoke some first.")
             row = ApiToken(token_hash=hash_secret(token), user_id=user_id, label=label,
                            created_at=utcnow())
             s.add(row)
@@ -43,7 +50,7 @@ class ApiTokens:
             return TokenView(row.id, row.label, row.created_at, None), token
 
     def list(self, user_id: str) -> list[TokenView]:
-        with self.store.session() as s:
+        with self.store.read() as s:
             rows = s.scalars(select(ApiToken).where(
                 ApiToken.user_id == user_id, ApiToken.grain_id.is_(None),
                 ApiToken.revoked_at.is_(None)).order_by(ApiToken.created_at))

@@ -2,9 +2,10 @@
 :data:`LOGIN_MINUTES` minutes, single use.
 
 Limits: at most :data:`MAX_OUTSTANDING` unused codes per address (asking for
-another retires the oldest); at most 5 mails per address and 30 per client
-address per hour; at most :data:`MAX_CODE_ATTEMPTS` code attempts per address per
-15 minutes (a code's whole life), so guessing a 39-bit code is hopeless.
+another retires the oldest); per hour at most 5 mails per address from one client
+address, 20 per address in all and 30 per client address; at most
+:data:`MAX_CODE_ATTEMPTS` code attempts per address per 15 minutes (a code's
+whole life), so guessing a 39-bit code is hopeless.
 
 The answer to a request never tells whether the address has an account; the
 mail itself does (to its owner only).
@@ -17,7 +18,7 @@ from datetime import timedelta
 from urllib.parse import quote
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from sandhaven.config.runtime import RuntimeSettings
@@ -54,40 +55,56 @@ class EmailLogin:
     def request(self, email: str, client_ip: str = "") -> None:
         """Mail a login link and code to ``email`` (or a signup link when signup is
         open, or a note that no account exists). Raises InvalidInput, RateLimited,
-        MailError; on MailError nothing is stored."""
+        MailError; on MailError the code is withdrawn.
+
+        The mail is sent outside any store transaction, so a slow mail server never
+        holds up other requests."""
         email = normalize_email(email)
         settings = self.runtime.effective()
         if not self.mailer.configured():
             raise MailError("Login by email is unavailable: outgoing mail is not configured. "
                             "An admin must set the SMTP server first.")
         base = settings.base_url
+        token_id: int | None = None
+        mail: OutgoingMail | None = None
         with self.store.session() as s:
-            ratelimit.hit(s, f"login-mail:{email}", limit=5, window=timedelta(hours=1),
+            # Per address *and* client, so nobody can lock another person out
+            # just by asking for their address; plus looser caps per address and
+            # per client.
+            ratelimit.hit(s, f"login-mail:{email}:{client_ip}", limit=5,
+                          window=timedelta(hours=1), what="login requests for this address")
+            ratelimit.hit(s, f"login-mail:{email}", limit=20, window=timedelta(hours=1),
                           what="login requests for this address")
             if client_ip:
                 ratelimit.hit(s, f"login-ip:{client_ip}", limit=30, window=timedelta(hours=1),
                               what="login requests from your network")
             user = s.scalar(select(User).where(User.email == email))
             if user is not None and user.suspended_at is None:
-                token, code = self._issue(s, email, "login", client_ip)
+                token_id, token, code = self._issue(s, email, "login", client_ip)
                 mail = _login_mail(email, base, token, code)
             elif user is None and settings.signup_policy == "open":
-                token, code = self._issue(s, email, "signup", client_ip)
+                token_id, token, code = self._issue(s, email, "signup", client_ip)
                 mail = _login_mail(email, base, token, code, signup=True)
             elif user is None:
                 mail = OutgoingMail(email, "No account on this Sandhaven server",
                                     f"Someone asked to log in to {base} with this address, "
                                     "but it has no account there, and accounts are by "
                                     "invitation only.\n\nIf this was not you, ignore it.\n")
-            else:
-                mail = None
-            if mail is not None:
-                # Sending inside the transaction: if the mail fails, the code is not kept.
-                self.mailer.send(mail)
+        if mail is not None:
+            self._send_or_withdraw(mail, token_id)
         log.info("login_requested")
 
+    def _send_or_withdraw(self, mail: OutgoingMail, token_id: int | None) -> None:
+        try:
+            self.mailer.send(mail)
+        except MailError:
+            if token_id is not None:
+                with self.store.session() as s:
+                    s.execute(delete(LoginToken).where(LoginToken.id == token_id))
+            raise
+
     def _issue(self, s: Session, email: str, purpose: str, client_ip: str, *,
-               invite_id: int | None = None, name: str = "") -> tuple[str, str]:
+               invite_id: int | None = None, name: str = "") -> tuple[int, str, str]:
         now = utcnow()
         live = s.scalars(select(LoginToken).where(
             LoginToken.email == email, LoginToken.used_at.is_(None),
@@ -95,11 +112,13 @@ class EmailLogin:
         for old in live[: max(0, len(live) - MAX_OUTSTANDING + 1)]:
             old.used_at = now  # retire the oldest so at most MAX_OUTSTANDING stay usable
         token, code = new_token(), new_code()
-        s.add(LoginToken(email=email, token_hash=hash_secret(token),
+        row = LoginToken(email=email, token_hash=hash_secret(token),
                          code_hash=hash_secret(code), purpose=purpose, invite_id=invite_id,
                          name=name, requester_ip=client_ip[:64], created_at=now,
-                         expires_at=now + timedelta(minutes=LOGIN_MINUTES)))
-        return token, code
+                         expires_at=now + timedelta(minutes=LOGIN_MINUTES))
+        s.add(row)
+        s.flush()
+        return row.id, token, code
 
     # -- using a link or code ------------------------------------------------
     def verify_link(self, token: str) -> LoginResult:
@@ -181,12 +200,12 @@ class EmailLogin:
             addr = normalize_email(email or "")
             if s.scalar(select(User).where(User.email == addr)):
                 raise Conflict(f"A user with the address {addr} already exists; log in instead.")
-            ratelimit.hit(s, f"login-mail:{addr}", limit=5, window=timedelta(hours=1),
-                          what="requests for this address")
-            link_token, code = self._issue(s, addr, "signup", client_ip, invite_id=invite.id,
-                                           name=name)
-            self.mailer.send(_login_mail(addr, self.runtime.effective().base_url, link_token,
-                                         code, signup=True))
+            ratelimit.hit(s, f"login-mail:{addr}:{client_ip}", limit=5,
+                          window=timedelta(hours=1), what="requests for this address")
+            token_id, link_token, code = self._issue(s, addr, "signup", client_ip,
+                                                     invite_id=invite.id, name=name)
+        self._send_or_withdraw(_login_mail(addr, self.runtime.effective().base_url, link_token,
+                                           code, signup=True), token_id)
         return None
 
     def send_invite_mail(self, email: str, token: str, note: str = "") -> None:

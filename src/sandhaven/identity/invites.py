@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sandhaven.errors import Forbidden, Gone, NotFound
+from sandhaven.errors import Conflict, Forbidden, Gone, NotFound
 from sandhaven.identity.emails import normalize_email
 from sandhaven.identity.secrets import hash_secret, new_token
 from sandhaven.store import Store, utcnow
@@ -56,6 +56,9 @@ def live_invite(s: Session, token: str) -> Invite:
         raise Gone("This invitation was already used.")
     if row.expires_at <= utcnow():
         raise Gone(f"This invitation has expired (invitations last {INVITE_DAYS} days).")
+    creator = s.get(User, row.created_by) if row.created_by else None
+    if creator is None or not creator.is_admin or creator.suspended_at is not None:
+        raise Gone("This invitation is no longer valid: the admin who made it no longer is one.")
     return row
 
 
@@ -72,6 +75,8 @@ class Invites:
             actor = s.get(User, actor_id)
             if actor is None or not actor.is_admin:
                 raise Forbidden("Only an admin can invite people.")
+            if addr and s.scalar(select(User).where(User.email == addr)):
+                raise Conflict(f"{addr} already has an account.")
             now = utcnow()
             row = Invite(token_hash=hash_secret(token), email=addr, note=note.strip()[:200],
                          created_by=actor_id, created_at=now,
@@ -81,11 +86,11 @@ class Invites:
             return _view(row), token
 
     def list(self) -> list[InviteView]:
-        with self.store.session() as s:
+        with self.store.read() as s:
             return [_view(r) for r in s.scalars(select(Invite).order_by(Invite.created_at.desc()))]
 
     def peek(self, token: str) -> InviteView:
-        with self.store.session() as s:
+        with self.store.read() as s:
             return _view(live_invite(s, token))
 
     def delete(self, invite_id: int) -> None:

@@ -23,7 +23,7 @@ class Setup:
         self.store = store
 
     def needed(self) -> bool:
-        with self.store.session() as s:
+        with self.store.read() as s:
             return (s.scalar(select(func.count()).select_from(User)) or 0) == 0
 
     def new_token(self) -> str:

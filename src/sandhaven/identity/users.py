@@ -87,7 +87,7 @@ class Users:
             return UserView.of(add_user(s, email, name, is_admin=is_admin, is_dev=is_dev))
 
     def count(self) -> int:
-        with self.store.session() as s:
+        with self.store.read() as s:
             return s.scalar(select(func.count()).select_from(User)) or 0
 
     def get(self, user_id: str) -> UserView:
@@ -98,12 +98,12 @@ class Users:
         return found
 
     def find(self, user_id: str) -> UserView | None:
-        with self.store.session() as s:
+        with self.store.read() as s:
             user = s.get(User, user_id)
             return UserView.of(user) if user else None
 
     def find_by_email(self, email: str) -> UserView | None:
-        with self.store.session() as s:
+        with self.store.read() as s:
             user = s.scalar(select(User).where(User.email == email.strip().lower()))
             return UserView.of(user) if user else None
 
@@ -116,7 +116,7 @@ class Users:
         return found
 
     def list(self) -> list[UserView]:
-        with self.store.session() as s:
+        with self.store.read() as s:
             return [UserView.of(u) for u in s.scalars(select(User).order_by(User.created_at))]
 
     def _admin(self, s: Session, actor_id: str) -> User:

@@ -1,6 +1,7 @@
 """The shell host's ASGI app: pages, static files and the ``/api/v1`` API.
 
-Middleware, outermost first: body limit (413), CSRF (403), then the routes.
+Middleware, outermost first: security headers, HEAD as GET, body limit (413),
+CSRF (403), then the routes.
 Every error becomes a page or JSON through :mod:`sandhaven.shell.errors`.
 """
 
@@ -19,6 +20,7 @@ from sandhaven.errors import Forbidden, PayloadTooLarge
 from sandhaven.services import Services
 from sandhaven.shell import errors
 from sandhaven.shell.csrf import CSRFMiddleware, origin_of
+from sandhaven.shell.headers import HeadAsGet, ShellSecurityHeaders
 from sandhaven.shell.limits import BodyLimitMiddleware
 from sandhaven.shell.pages import account, admin, apps, login, main
 
@@ -63,7 +65,10 @@ def create_shell(services: Services) -> FastAPI:
         await response(scope, receive, send)
 
     app.add_middleware(CSRFMiddleware, allowed_origin=origin_of(services.settings.base_url),
-                       reject=refuse_csrf)
+                       secret=services.secrets.csrf, reject=refuse_csrf)
     app.add_middleware(BodyLimitMiddleware, limit=services.settings.max_body_bytes,
                        overrides=services.extra.get("body_limits", {}), reject=refuse_large)
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(ShellSecurityHeaders, base_url=services.settings.base_url,
+                       wildcard_host=services.settings.wildcard_host)
     return app

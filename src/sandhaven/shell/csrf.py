@@ -1,10 +1,13 @@
 """CSRF protection for every state-changing request to the shell host.
 
-Double-submit token: a random ``sandhaven_csrf`` cookie (SameSite=Strict,
-HttpOnly) whose value every form carries as the ``csrf_token`` field, and
-every script as the ``X-CSRF-Token`` header. A cross-site page can neither read
-the cookie nor set the header, so it cannot forge either. Additionally, a
-non-GET request whose ``Origin`` names another site is refused outright.
+Every form carries a token as the ``csrf_token`` field, every script as the
+``X-CSRF-Token`` header. For a logged-in browser the token is an HMAC of its
+login-session cookie under a server secret, so it is bound to that session and
+cannot be planted from elsewhere; for a visitor not logged in it is the value
+of a random ``sandhaven_csrf`` cookie (double submit; SameSite=Lax so that
+following a link from a mail keeps it). A cross-site page can neither read the
+cookie nor compute the HMAC. Additionally, a non-GET request whose ``Origin``
+names another site is refused outright.
 
 Requests authenticated with ``Authorization: Bearer`` carry no ambient
 authority and are exempt. For ``application/x-www-form-urlencoded`` bodies the
@@ -15,10 +18,14 @@ to the app; multipart uploads must send the token in the header or as the
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.datastructures import Headers, QueryParams
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandhaven.identity.secrets import same
@@ -33,19 +40,24 @@ def new_csrf_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def _cookie(headers: Headers, name: str) -> str | None:
-    from http.cookies import SimpleCookie
+def session_csrf_token(secret: bytes, session_cookie: str) -> str:
+    """The CSRF token of a login session: HMAC-SHA256(secret, cookie), base64url."""
+    digest = hmac.new(secret, session_cookie.encode("utf-8", "replace"), hashlib.sha256)
+    return base64.urlsafe_b64encode(digest.digest()).decode().rstrip("=")
 
-    raw = headers.get("cookie")
-    if not raw:
-        return None
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(raw)
-    except Exception:
-        return None
-    morsel = jar.get(name)
-    return morsel.value if morsel else None
+
+def expected_token(secret: bytes, cookies: dict[str, str], session_cookie: str) -> str | None:
+    """The token a request with these cookies must present, or None if none can match."""
+    session = cookies.get(session_cookie)
+    if session:
+        return session_csrf_token(secret, session)
+    return cookies.get(CSRF_COOKIE) or None
+
+
+def _cookies(headers: Headers) -> dict[str, str]:
+    # The same parser Starlette uses for request.cookies, so the check and the
+    # login see the same cookies.
+    return cookie_parser(headers.get("cookie", ""))
 
 
 class CSRFMiddleware:
@@ -55,9 +67,11 @@ class CSRFMiddleware:
     or JSON, chosen by the shell). ``allowed_origin`` is the shell's origin.
     """
 
-    def __init__(self, app: ASGIApp, *, allowed_origin: str, reject: ASGIApp | None = None,
-                 session_cookie: str = "sandhaven_session", api_prefix: str = "/api/") -> None:
+    def __init__(self, app: ASGIApp, *, allowed_origin: str, secret: bytes,
+                 reject: ASGIApp | None = None, session_cookie: str = "sandhaven_session",
+                 api_prefix: str = "/api/") -> None:
         self.app = app
+        self.secret = secret
         self.allowed_origin = allowed_origin.rstrip("/")
         self.reject = reject
         self.session_cookie = session_cookie
@@ -75,12 +89,12 @@ class CSRFMiddleware:
         if headers.get("authorization", "").lower().startswith("bearer "):
             await self.app(scope, receive, send)
             return
-        if scope["path"].startswith(self.api_prefix) and not _cookie(headers,
-                                                                     self.session_cookie):
+        cookies = _cookies(headers)
+        if scope["path"].startswith(self.api_prefix) and not cookies.get(self.session_cookie):
             # An API call without a login cookie carries no ambient authority to abuse.
             await self.app(scope, receive, send)
             return
-        cookie = _cookie(headers, CSRF_COOKIE)
+        expected = expected_token(self.secret, cookies, self.session_cookie)
         presented = headers.get(CSRF_HEADER) or QueryParams(scope.get("query_string", b"")
                                                             ).get(CSRF_FIELD)
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
@@ -95,7 +109,7 @@ class CSRFMiddleware:
             except ValueError:
                 fields = {}
             presented = (fields.get(CSRF_FIELD) or [None])[0]
-        if not cookie or not presented or not same(cookie, presented):
+        if not expected or not presented or not same(expected, presented):
             await self._refuse(scope, receive, send,
                                "This form has expired or did not come from this site. "
                                "Reload the page and try again.")

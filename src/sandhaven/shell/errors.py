@@ -62,6 +62,10 @@ async def http_error(request: Request, exc: Exception) -> Response:
 async def validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
+    if first.get("type") == "json_invalid":
+        reason = (first.get("ctx") or {}).get("error", "malformed")
+        return error_response(request, 422 if _is_api(request) else 400, "invalid_input",
+                              f"Request body is not valid JSON: {reason}.")
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
     message = f"Field '{where}': {first.get('msg', 'invalid')}." if where else \
         f"Request body is invalid: {first.get('msg', 'invalid')}."

@@ -10,7 +10,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from sandhaven.identity.service import DEV_USERS
-from sandhaven.shell.csrf import CSRF_COOKIE, new_csrf_token
+from sandhaven.identity.sessions import COOKIE_NAME
+from sandhaven.shell.csrf import CSRF_COOKIE, new_csrf_token, session_csrf_token
 
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
@@ -24,7 +25,7 @@ NOTICES = {
     "deleted": "User deleted.",
     "invite-sent": "Invitation sent.",
     "invite-revoked": "Invitation withdrawn.",
-    "logged-out-all": "You were logged out of every other session.",
+    "logged-out-all": "You were logged out everywhere, here included.",
     "welcome": "Welcome to Sandhaven.",
     "installed": "App package installed.",
     "already-installed": "That package was already installed; nothing changed.",
@@ -33,7 +34,11 @@ NOTICES = {
 
 
 def csrf_token(request: Request) -> str:
-    """The request's CSRF token (the cookie's value, or a new one set on response)."""
+    """The request's CSRF token: bound to the login session when there is one, else
+    the visitor's CSRF cookie (a new one is set on the response if missing)."""
+    session = request.cookies.get(COOKIE_NAME)
+    if session:
+        return session_csrf_token(request.app.state.services.secrets.csrf, session)
     token = request.cookies.get(CSRF_COOKIE)
     if not token or len(token) > 100:
         token = getattr(request.state, "new_csrf", None) or new_csrf_token()
@@ -45,11 +50,13 @@ def set_csrf_cookie(request: Request, response: Any) -> None:
     new = getattr(request.state, "new_csrf", None)
     if new:
         svc = request.app.state.services
-        response.set_cookie(CSRF_COOKIE, new, httponly=True, samesite="strict",
+        response.set_cookie(CSRF_COOKIE, new, httponly=True, samesite="lax",
                             secure=svc.settings.https, path="/")
 
 
-def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+def render(request: Request, template: str, status: int = 200, **context: Any
+           ) -> HTMLResponse:
+    """Render ``template`` with the page context; ``context`` may use any key."""
     svc = request.app.state.services
     ctx = {
         "request": request,
@@ -60,7 +67,7 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
         "notice": NOTICES.get(request.query_params.get("done", "")),
         **context,
     }
-    response = templates.TemplateResponse(request, name, ctx, status_code=status)
+    response = templates.TemplateResponse(request, template, ctx, status_code=status)
     set_csrf_cookie(request, response)
     response.headers["Cache-Control"] = "no-store"
     return response

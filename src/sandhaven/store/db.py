@@ -16,8 +16,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from sandhaven.errors import StoreError
@@ -37,12 +37,24 @@ def new_id(length: int = 22) -> str:
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    # pysqlite starts transactions lazily, only before a write, so a read-check-write
+    # sequence is not atomic. Turn that off and begin explicitly (SQLAlchemy's
+    # documented recipe for pysqlite), see _sqlite_begin.
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
+    # IMMEDIATE takes the write lock at BEGIN: transactions that may write are
+    # serialized (waiting up to busy_timeout) and checks made inside them hold
+    # until commit. Read-only sessions (Store.read) use a plain deferred BEGIN.
+    mode = conn.get_execution_options().get("sandhaven_begin", "IMMEDIATE")
+    conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 def alembic_config(url: str) -> Config:
@@ -61,21 +73,39 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        reader = engine.execution_options(sandhaven_begin="DEFERRED")
+        self._readers = sessionmaker(reader, expire_on_commit=False)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        shown = url
         try:
-            engine = create_engine(url, connect_args={"timeout": 10}
-                                   if url.startswith("sqlite") else {})
-            if engine.dialect.name == "sqlite":
-                event.listen(engine, "connect", _sqlite_pragmas)
-            store = cls(engine)
+            parsed = make_url(url)
+            shown = parsed.render_as_string(hide_password=True)
+            if parsed.drivername.startswith("sqlite") and parsed.database:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            engine = create_engine(parsed, connect_args={"timeout": 10}
+                                   if parsed.drivername.startswith("sqlite") else {})
+        except ArgumentError:
+            raise StoreError(f"Setting 'database_url' has value {shown!r}: not a database "
+                             "URL (e.g. sqlite:////path/db.sqlite3 or "
+                             "postgresql+psycopg://user@host/db).") from None
+        except ModuleNotFoundError as exc:
+            raise StoreError(f"The database driver for {shown!r} is not installed "
+                             f"(missing Python module {exc.name!r}).") from None
+        except OSError as exc:
+            raise StoreError(f"The store's directory cannot be created: {exc.strerror}: "
+                             f"{exc.filename}.") from None
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "begin", _sqlite_begin)
+        store = cls(engine)
+        try:
             if migrate:
                 store.migrate()
         except SQLAlchemyError as exc:
-            raise StoreError(f"The store at {engine.url!r} cannot be opened: "
+            engine.dispose()
+            raise StoreError(f"The store at {shown!r} cannot be opened: "
                              f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
         return store
 
@@ -90,6 +120,12 @@ class Store:
     def session(self) -> Iterator[Session]:
         """A session in a transaction: committed on success, rolled back on error."""
         with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session: a consistent snapshot that takes no write lock."""
+        with self._readers() as session, session.begin():
             yield session
 
     def close(self) -> None:

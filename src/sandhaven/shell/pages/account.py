@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
+from sandhaven.api.routes import RowId
 from sandhaven.errors import RequestError
 from sandhaven.identity.sessions import COOKIE_NAME
 from sandhaven.identity.users import UserView
@@ -52,7 +53,7 @@ def create_token(request: Request, user: UserView = Depends(current_user),
 
 
 @router.post("/account/tokens/{token_id}/revoke")
-def revoke_token(request: Request, token_id: int,
+def revoke_token(request: Request, token_id: RowId,
                  user: UserView = Depends(current_user)) -> Response:
     services(request).identity.tokens.revoke(user.id, token_id)
     return redirect("/account", "revoked")
@@ -62,6 +63,6 @@ def revoke_token(request: Request, token_id: int,
 def logout_everywhere(request: Request, user: UserView = Depends(current_user)) -> Response:
     svc = services(request)
     svc.identity.sessions.end_all(user.id)
-    response = redirect("/login")
+    response = redirect("/login", "logged-out-all")
     response.delete_cookie(COOKIE_NAME, path="/")
     return response

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from sandhaven.api.routes import RowId
 from sandhaven.errors import InvalidInput, MailError, RequestError
 from sandhaven.identity.users import UserView
 from sandhaven.mail import OutgoingMail
@@ -26,6 +27,14 @@ def _users_page(request: Request, status: int = 200, **ctx) -> Response:  # type
 @router.get("/admin")
 def admin(request: Request, user: UserView = Depends(admin_user)) -> Response:
     return _users_page(request)
+
+
+@router.get("/admin/users/{user_id}/delete")
+def confirm_delete(request: Request, user_id: str,
+                   user: UserView = Depends(admin_user)) -> Response:
+    target = services(request).identity.users.get(user_id)
+    return render(request, "confirm_delete.html", title="Delete user", section="admin",
+                  target=target)
 
 
 @router.post("/admin/users/{user_id}")
@@ -83,7 +92,7 @@ def _create_invite(svc, actor_id: str, email: str | None, note: str):  # type: i
 
 
 @router.post("/admin/invites/{invite_id}/revoke")
-def revoke_invite(request: Request, invite_id: int,
+def revoke_invite(request: Request, invite_id: RowId,
                   user: UserView = Depends(admin_user)) -> Response:
     services(request).identity.invites.revoke(user.id, invite_id)
     return redirect("/admin", "invite-revoked")
