@@ -51,7 +51,12 @@ class ShellSecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for name, value in self.headers:
-                    headers[name] = value
+                    if name == "Content-Security-Policy" and name in headers:
+                        # A route's own, stricter policy (package icons: sandbox) stays;
+                        # browsers enforce every policy sent, so both apply.
+                        headers.append(name, value)
+                    else:
+                        headers[name] = value
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
