@@ -56,6 +56,7 @@ BAD = [
       'argv = [], env'), "actions[0].command.argv"),
     (('env = { PORT = "8000" } }', 'env = { "BAD NAME" = "1" } }'),
      "actions[0].command.env.BAD NAME"),
+    (('env = { PORT = "8000" } }', 'env = { PATH = "/tmp" } }'), "actions[0].command"),
     (('noun_phrase = "note"', 'noun_phrase = 5'), "actions[0].noun_phrase"),
     (('permissions = ["write"]', 'permissions = ["delete"]'), "(top level)"),
     (('name = "write"', 'name = "Write!"'), "permissions[0].name"),

@@ -37,11 +37,10 @@ from pydantic import (
 
 from sandhaven import pathsafety
 from sandhaven.errors import InvalidManifest
+from sandhaven.sandbox.spec import PLATFORM_ENV
+from sandhaven.sandbox.spec import PROXY_PORT as BRIDGE_PROXY_PORT
 
 PKGDEF_NAME = "sandhaven-pkgdef.toml"
-
-#: Port of the platform's HTTP proxy inside the grain (compat.md); apps cannot use it.
-BRIDGE_PROXY_PORT = 15239
 
 CATEGORIES = (
     "productivity", "communications", "social", "webPublishing", "office",
@@ -104,6 +103,9 @@ class Command(_Strict):
     def _absolute_program(self) -> Command:
         if not self.argv[0].startswith("/"):
             raise ValueError("argv[0] must be an absolute path (the app is at /opt/app)")
+        taken = sorted(set(self.env) & PLATFORM_ENV)
+        if taken:
+            raise ValueError(f"env: {', '.join(taken)} is set by the platform")
         return self
 
 
