@@ -155,3 +155,14 @@ def test_unwritable_output(tmp_path, key):
     src = hello_source(tmp_path / "src")
     with pytest.raises(InvalidInput, match="cannot be written"):
         pack(src, key, tmp_path / "no" / "such" / "dir" / "a.spk")
+
+
+def test_hardlinked_source_files_are_packed_as_separate_files(tmp_path, key):
+    src = hello_source(tmp_path / "src")
+    os.link(src / "icons" / "hello.svg", src / "icons" / "twin.svg")
+    pack(src, key, tmp_path / "a.spk")
+    from sandhaven.cli.main import main
+    assert main(["unpack", str(tmp_path / "a.spk"), str(tmp_path / "tree")]) == 0
+    twin = tmp_path / "tree" / "icons" / "twin.svg"
+    assert twin.read_bytes() == (src / "icons" / "hello.svg").read_bytes()
+    assert twin.stat().st_nlink == 1

@@ -161,3 +161,48 @@ def test_signed_random_archives_never_escape(entries, add_parents):
 def _cleanup():
     yield
     remove_tree(WORK)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12,
+)
+HELLO_RAW = hello_manifest().model_dump(mode="json")
+
+
+def _paths(value, prefix=()):  # type: ignore[no-untyped-def]
+    yield prefix
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _paths(v, (*prefix, i))
+
+
+MANIFEST_PATHS = [p for p in _paths(HELLO_RAW) if p]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(MANIFEST_PATHS), JSON)
+def test_any_field_replaced_by_any_json_is_valid_or_one_clean_error(path, value):
+    import copy
+    import json
+
+    from sandhaven.errors import InvalidManifest
+    from sandhaven.packages.manifest import Manifest
+
+    raw = copy.deepcopy(HELLO_RAW)
+    target = raw
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    try:
+        manifest = Manifest.from_json_bytes(json.dumps(raw).encode())
+    except InvalidManifest as exc:
+        assert "\n" not in str(exc)
+        assert str(exc).startswith(("Manifest field '", "The manifest is not"))
+        return
+    assert Manifest.from_json_bytes(manifest.to_json_bytes()) == manifest
