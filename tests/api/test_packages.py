@@ -95,3 +95,21 @@ def test_openapi_describes_the_package_routes(make_shell):
     paths = client.get("/api/v1/openapi.json").json()["paths"]
     assert {"post"} <= set(paths["/packages"]) and "delete" in paths["/packages/{package_id}"]
     assert "application/octet-stream" in paths["/packages"]["post"]["requestBody"]["content"]
+
+
+def test_uninstall_of_a_package_in_use_is_409_naming_the_grain(make_shell, tmp_path):
+    from sandhaven.store import utcnow
+    from sandhaven.store.models import Grain, User
+
+    services, client = make_shell()
+    auth = _bearer(services)
+    result = services.packages.install(build_hello(tmp_path, SigningKey.generate()))
+    with services.store.session() as s:
+        owner = s.query(User).first()
+        s.add(Grain(id="G" * 22, owner_id=owner.id, app_id=result.app_id,
+                    package_id=result.package_id, title="note", created_at=utcnow()))
+    answer = client.delete(f"/api/v1/packages/{result.package_id}", headers=auth)
+    assert answer.status_code == 409
+    assert answer.json()["error"]["code"] == "package_in_use"
+    assert "G" * 22 in answer.json()["error"]["message"]
+    assert (services.packages.packages_dir / result.package_id).is_dir()
