@@ -1,6 +1,7 @@
 """The unpacking sandbox: its command line, what a process inside can and cannot
 do, and installs with and without it."""
 
+import errno
 import os
 import subprocess
 import sys
@@ -24,13 +25,15 @@ def test_command_line_reads_as_a_table_of_contents(tmp_path):
     assert "--share-net" not in argv and argv[argv.index("--cap-drop") + 1] == "ALL"
     writable = [argv[i + 1:i + 3] for i, a in enumerate(argv) if a == "--bind"]
     assert writable == [[str(tmp_path), "/out"]]
-    assert "--clearenv" in argv
+    assert "--clearenv" in argv and "--seccomp" not in argv
+    with_filter = bwrap_argv("bwrap", tmp_path, 7, "ab" * 32, Limits(), seccomp_fd=9)
+    assert with_filter[with_filter.index("--") - 2:with_filter.index("--")] == ["--seccomp", "9"]
     assert argv[argv.index("--") + 1:][1:4] == ["-m", "sandhaven.packages.unpack_sandbox", "7"]
 
 
 def test_inside_the_sandbox(tmp_path):
     """Run a probe instead of the worker: no network, system read-only, the data
-    directory invisible, only /out writable."""
+    directory invisible, only /out writable, the system-call filter loaded."""
     secret = tmp_path / "data" / "secret.key"
     secret.parent.mkdir()
     secret.write_text("k")
@@ -50,15 +53,30 @@ print("usr", attempt(lambda: open("/usr/sandhaven-probe", "w")))
 print("secret", attempt(lambda: open(sys.argv[1]).read()))
 print("out", attempt(lambda: open("/out/x", "w").write("x")))
 print("uid", os.getuid())
+import ctypes, platform
+if platform.machine() == "x86_64":
+    libc = ctypes.CDLL(None, use_errno=True)
+    params = ctypes.create_string_buffer(120)
+    libc.syscall(425, 1, params)  # io_uring_setup: the filter answers ENOSYS
+    print("io_uring", ctypes.get_errno())
 """
-    argv = bwrap_argv(find_bwrap(), out, 0, "", Limits())
+    from sandhaven.sandbox import seccomp
+
+    filter_fd = seccomp.filter_fd(seccomp.build_filter())
+    argv = bwrap_argv(find_bwrap(), out, 0, "", Limits(), seccomp_fd=filter_fd)
     argv = argv[:argv.index("--") + 1] + [sys.executable, "-c", probe, str(secret)]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                              pass_fds=(filter_fd,))
+    finally:
+        os.close(filter_fd)
     lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
     assert lines["net"] != "ok" and lines["usr"] != "ok"
     assert lines["secret"] == "FileNotFoundError"
     assert lines["out"] == "ok" and (out / "x").read_text() == "x"
     assert lines["uid"] == "1000"
+    if "io_uring" in lines:
+        assert lines["io_uring"] == str(errno.ENOSYS)
 
 
 def test_worker_errors_come_back_as_their_class(tmp_path, key):

@@ -2,9 +2,10 @@
 
 The archive rules (``archive.walk``) are the first wall. If a bug in them, in
 zstd or in Python ever let a hostile archive run code, that code runs here: a
-fresh process with no network, no other process in sight, no capabilities,
-the system read-only, and one writable directory — the empty one the tree is
-unpacked into. It reads the package through one inherited file descriptor.
+fresh process with no network, no other process in sight, no capabilities, the
+grains' system-call filter, the system read-only, and one writable directory —
+the empty one the tree is unpacked into. It reads the package through one
+inherited file descriptor.
 
 The worker verifies the file again (it trusts nothing from its parent but the
 limits), checks the body hash the parent verified, and unpacks. The parent then
@@ -20,6 +21,7 @@ LIMITS_JSON /out/tree`` prints one JSON line: ``{"ok": true, "entries": n,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -28,10 +30,11 @@ import sys
 from pathlib import Path
 
 from sandhaven import errors
-from sandhaven.errors import PackageError
+from sandhaven.errors import PackageError, SandboxUnavailable
 from sandhaven.packages import spk
 from sandhaven.packages.limits import Limits
 from sandhaven.packages.tree import TreeWriter
+from sandhaven.sandbox import seccomp
 
 OUT = "/out"
 #: The worker's user inside its own user namespace, mapped to the installer's user.
@@ -39,8 +42,8 @@ SANDBOX_UID = 1000
 
 
 def bwrap_argv(bwrap: str, output_parent: Path, fd: int, body_sha256: str, limits: Limits,
-               *, python: str = sys.executable, python_paths: list[str] | None = None
-               ) -> list[str]:
+               *, seccomp_fd: int | None = None, python: str = sys.executable,
+               python_paths: list[str] | None = None) -> list[str]:
     """The full command line, as a plain list a test can read. Steps, in order:"""
     argv = [bwrap]
     # 1. Namespaces: user, PID, IPC, UTS, cgroup and network (loopback only); the
@@ -62,7 +65,10 @@ def bwrap_argv(bwrap: str, output_parent: Path, fd: int, body_sha256: str, limit
              "--bind", str(output_parent), OUT, "--chdir", "/"]
     # 4. Environment: nothing inherited.
     argv += ["--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8"]
-    # 5. The worker.
+    # 5. The grains' system-call filter (sandhaven.sandbox.seccomp), loaded last.
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
+    # 6. The worker.
     argv += ["--", python, "-m", "sandhaven.packages.unpack_sandbox", str(fd), body_sha256,
              json.dumps(dataclasses.asdict(limits)), f"{OUT}/tree"]
     return argv
@@ -84,6 +90,12 @@ def find_bwrap() -> str | None:
     return shutil.which("bwrap")
 
 
+@functools.cache
+def _seccomp_program() -> bytes:
+    """The grains' filter, compiled once per process."""
+    return seccomp.build_filter()
+
+
 def extract_sandboxed(pkg: spk.VerifiedPackage, output_parent: Path, limits: Limits
                       ) -> None:
     """Unpack ``pkg`` into ``output_parent/tree`` inside bubblewrap.
@@ -97,9 +109,18 @@ def extract_sandboxed(pkg: spk.VerifiedPackage, output_parent: Path, limits: Lim
         raise PackageError("bubblewrap (bwrap) is not installed, and packages are unpacked "
                            "in a sandbox; install it or set packages.unpack_sandbox = none.")
     fd = pkg.file.fileno()
-    argv = bwrap_argv(bwrap, output_parent, fd, pkg.body_sha256.hex(), limits)
-    proc = subprocess.run(argv, pass_fds=(fd,), capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=3600)
+    try:
+        filter_fd = seccomp.filter_fd(_seccomp_program())
+    except SandboxUnavailable as exc:
+        raise PackageError(f"The unpacking sandbox cannot start: {exc} Install libseccomp2 "
+                           "or set packages.unpack_sandbox = none.") from None
+    try:
+        argv = bwrap_argv(bwrap, output_parent, fd, pkg.body_sha256.hex(), limits,
+                          seccomp_fd=filter_fd)
+        proc = subprocess.run(argv, pass_fds=(fd, filter_fd), capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=3600)
+    finally:
+        os.close(filter_fd)
     try:
         report = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
