@@ -12,6 +12,8 @@ from typing import Any
 from sandhaven.config import Settings
 from sandhaven.config.runtime import RuntimeSettings
 from sandhaven.grains import Grains
+from sandhaven.grains.sessions import GrainSessions
+from sandhaven.grains.tokens import GrainTokens
 from sandhaven.identity import Identity
 from sandhaven.mail import Mailer
 from sandhaven.packages.service import PackageService
@@ -40,6 +42,8 @@ class Services:
     extra: dict[str, Any] = field(default_factory=dict)
     supervisor: Supervisor | None = None
     grains: Grains | None = None
+    grain_sessions: GrainSessions | None = None
+    grain_tokens: GrainTokens | None = None
 
     @classmethod
     def build(cls, settings: Settings, store: Store | None = None) -> Services:
@@ -60,6 +64,9 @@ class Services:
         supervisor = Supervisor(grains.spec_for, SupervisorConfig.from_settings(settings))
         grains.supervisor = supervisor
         services.supervisor, services.grains = supervisor, grains
+        services.grain_sessions = GrainSessions(store, settings.base_url, settings.wildcard_host)
+        services.grain_tokens = GrainTokens(store, services.grain_sessions)
+        grains.on_trash = services.grain_sessions.revoke
         return services
 
     async def start(self) -> None:

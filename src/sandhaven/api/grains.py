@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from sandhaven.api import schemas
+from sandhaven.api.routes import RowId
 from sandhaven.grains import Grains, GrainView
 from sandhaven.identity.users import UserView
 from sandhaven.shell.auth import current_user, services
@@ -78,3 +79,46 @@ def grain_log(grain_id: str, request: Request,
               user: UserView = Depends(current_user)) -> PlainTextResponse:
     """The grain's size-capped log (its standard output and error)."""
     return PlainTextResponse(_grains(request).read_log(user.id, grain_id))
+
+
+@router.post("/grains/{grain_id}/sessions", response_model=schemas.GrainSession,
+             status_code=201, responses=ERRORS)
+def open_session(grain_id: str, request: Request,
+                 user: UserView = Depends(current_user)) -> schemas.GrainSession:
+    """Open a session: load ``url`` in a frame or tab; it sets the session host's
+    cookie once and redirects to the app."""
+    opened = services(request).grain_sessions.open(user.id, grain_id)
+    return schemas.GrainSession(url=opened.url, host=opened.host,
+                                expires=opened.expires.isoformat() + "Z")
+
+
+def _token(view) -> schemas.GrainToken:  # type: ignore[no-untyped-def]
+    return schemas.GrainToken(
+        id=view.id, label=view.label, role=view.role,
+        created_at=view.created_at.isoformat() + "Z",
+        last_used_at=view.last_used_at.isoformat() + "Z" if view.last_used_at else None)
+
+
+@router.post("/grains/{grain_id}/api-tokens", response_model=schemas.GrainTokenCreated,
+             status_code=201, responses=ERRORS)
+def create_api_token(grain_id: str, body: schemas.GrainTokenCreate, request: Request,
+                     user: UserView = Depends(current_user)) -> schemas.GrainTokenCreated:
+    """A token for the API host (CalDAV, git, scripts) with a role; shown once."""
+    tokens = services(request).grain_tokens
+    view, token = tokens.create(user.id, grain_id, body.role, body.label)
+    return schemas.GrainTokenCreated(**_token(view).model_dump(), token=token, url=tokens.url,
+                                     webkey=f"{tokens.url}#{token}")
+
+
+@router.get("/grains/{grain_id}/api-tokens", response_model=list[schemas.GrainToken],
+            responses=ERRORS)
+def list_api_tokens(grain_id: str, request: Request,
+                    user: UserView = Depends(current_user)) -> list[schemas.GrainToken]:
+    return [_token(v) for v in services(request).grain_tokens.list(user.id, grain_id)]
+
+
+@router.delete("/grains/{grain_id}/api-tokens/{token_id}", status_code=204, responses=ERRORS)
+def revoke_api_token(grain_id: str, token_id: RowId, request: Request,
+                     user: UserView = Depends(current_user)) -> Response:
+    services(request).grain_tokens.revoke(user.id, grain_id, token_id)
+    return Response(status_code=204)

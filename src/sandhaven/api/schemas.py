@@ -157,3 +157,28 @@ class Grain(BaseModel):
     size_bytes: int
     trashed_at: str | None
     crash_reason: str | None
+
+
+class GrainSession(BaseModel):
+    url: str = Field(description="The iframe's first URL: the session host's init path.")
+    host: str
+    expires: str
+
+
+class GrainTokenCreate(Strict):
+    role: int | None = Field(None, description="Role position; null for full access.")
+    label: str = Field("", max_length=200)
+
+
+class GrainToken(BaseModel):
+    id: int
+    label: str
+    role: int | None
+    created_at: str
+    last_used_at: str | None
+
+
+class GrainTokenCreated(GrainToken):
+    token: str
+    url: str = Field(description="The API host's URL.")
+    webkey: str = Field(description="<url>#<token>, for clients that take one string.")

@@ -17,6 +17,7 @@ import os
 import shutil
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -104,6 +105,9 @@ class Grains:
         self.limits = limits
         self.trash_days = trash_days
         self._sizes: dict[str, tuple[float, int]] = {}
+        self._touched: dict[str, float] = {}
+        # Called with the grain ID when it goes to the trash (revokes its sessions).
+        self.on_trash: Callable[[str], object] | None = None
 
     # -- paths -----------------------------------------------------------------
     def storage_dir(self, grain_id: str) -> Path:
@@ -201,6 +205,8 @@ class Grains:
             grain = self._owned(s, user_id, grain_id)
             if grain.trashed_at is None:
                 grain.trashed_at = utcnow()
+        if self.on_trash is not None:
+            self.on_trash(grain_id)
         await self._stop(grain_id, "trashed")
         return self.get(user_id, grain_id)
 
@@ -250,6 +256,7 @@ class Grains:
         if self.supervisor is not None:
             await self.supervisor.stop(grain_id, reason=reason)
         self._sizes.pop(grain_id, None)
+        self._touched.pop(grain_id, None)
 
     async def ensure_running(self, grain_id: str) -> Path:
         """Start the grain if needed (its first start runs its action) and return
@@ -258,11 +265,16 @@ class Grains:
         if self.supervisor is None:
             raise Conflict("Grains cannot run in this process.")
         socket = await self.supervisor.ensure_running(grain_id)
-        with self.store.session() as s:
-            grain = s.get(Grain, grain_id)
-            if grain is not None:
-                grain.initialized = True
-                grain.last_used_at = utcnow()
+        # Record the first start and the last use, at most once a minute per grain:
+        # this runs on every request to the grain.
+        now = time.monotonic()
+        if now - self._touched.get(grain_id, -1e9) >= 60:
+            self._touched[grain_id] = now
+            with self.store.session() as s:
+                grain = s.get(Grain, grain_id)
+                if grain is not None:
+                    grain.initialized = True
+                    grain.last_used_at = utcnow()
         return socket
 
     def read_log(self, user_id: str, grain_id: str) -> str:

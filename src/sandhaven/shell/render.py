@@ -32,6 +32,7 @@ NOTICES = {
     "trashed": "Grain moved to the trash.",
     "restored": "Grain restored.",
     "purged": "Grain deleted for good.",
+    "token-revoked": "API token revoked.",
     "installed": "App package installed.",
     "already-installed": "That package was already installed; nothing changed.",
     "uninstalled": "App package uninstalled.",

@@ -230,6 +230,47 @@ class Share(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
+class GrainSession(Base):
+    """One view of one grain in one browser tab, on its own host.
+
+    ``id`` is the SHA-256 of the session secret (the cookie on the session host);
+    the host is ``ui-`` + ``host_id``, the first 32 hex of that same SHA-256
+    (compat.md). ``public_id`` is what the app sees as ``X-Sandstorm-Session-Id``.
+    """
+
+    __tablename__ = "grain_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host_id: Mapped[str] = mapped_column(String(32), unique=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    tab_id: Mapped[str] = mapped_column(String(32))
+    grain_id: Mapped[str] = mapped_column(ForeignKey("grains.id", ondelete="CASCADE"),
+                                          index=True)
+    user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True)
+    share_id: Mapped[int | None] = mapped_column(
+        ForeignKey("shares.id", ondelete="CASCADE"), nullable=True)
+    permissions: Mapped[list] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    initialized_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class GrainIdentity(Base):
+    """A person's per-grain user ID (``X-Sandstorm-User-Id``): random 32 hex, made the
+    first time they reach the grain, kept for as long as the grain exists."""
+
+    __tablename__ = "grain_identities"
+    __table_args__ = (UniqueConstraint("grain_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    grain_id: Mapped[str] = mapped_column(ForeignKey("grains.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    identity_id: Mapped[str] = mapped_column(String(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class ServerSetting(Base):
     """A setting changed by an admin in the shell; it overrides the settings table's value."""
 

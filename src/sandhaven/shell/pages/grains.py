@@ -3,9 +3,12 @@ create, rename, stop, trash, restore and purge grains."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
+from sandhaven.api.routes import RowId
 from sandhaven.errors import RequestError
 from sandhaven.identity.users import UserView
 from sandhaven.shell.auth import current_user, services
@@ -56,14 +59,53 @@ def new_grain(request: Request, user: UserView = Depends(current_user),
     return redirect(f"/grains/{view.id}")
 
 
-@router.get("/grains/{grain_id}")
-def grain_page(request: Request, grain_id: str,
-               user: UserView = Depends(current_user)) -> Response:
+def _grain_page(request: Request, user: UserView, grain_id: str, status: int = 200,
+                path: str = "/", **ctx) -> Response:  # type: ignore[no-untyped-def]
     svc = services(request)
     view = svc.grains.get(user.id, grain_id)  # type: ignore[union-attr]
     log = svc.grains.read_log(user.id, grain_id) if view.state == "crashed" else ""  # type: ignore[union-attr]
-    return render(request, "grain.html", title=view.title, section="grains", grain=view,
-                  log=log, human_size=human_size)
+    session = None
+    if view.trashed_at is None:
+        session = svc.grain_sessions.open(user.id, grain_id)  # type: ignore[union-attr]
+    if not path.startswith("/") or path.startswith("//"):
+        path = "/"
+    manifest = svc.grains.package_manifest(view.package_id)  # type: ignore[union-attr]
+    return render(request, "grain.html", status=status, title=view.title, section="grains",
+                  grain=view, log=log, human_size=human_size, session=session,
+                  frame_url=(session.url + "&path=" + quote(path, safe="/")) if session else "",
+                  roles=list(enumerate(manifest.roles)),
+                  tokens=svc.grain_tokens.list(user.id, grain_id) if session else [],  # type: ignore[union-attr]
+                  api_url=svc.grain_tokens.url, **ctx)  # type: ignore[union-attr]
+
+
+@router.get("/grains/{grain_id}")
+def grain_page(request: Request, grain_id: str, path: str = "/",
+               user: UserView = Depends(current_user)) -> Response:
+    """The grain in a frame below its top bar; ``?path=`` opens the app at a path."""
+    return _grain_page(request, user, grain_id, path=path[:2000])
+
+
+@router.post("/grains/{grain_id}/api-tokens")
+def new_api_token(request: Request, grain_id: str, user: UserView = Depends(current_user),
+                  role: str = Form(""), label: str = Form("")) -> Response:
+    tokens = services(request).grain_tokens
+    try:
+        role_index = None if role in ("", "full") else int(role)
+        _, token = tokens.create(user.id, grain_id, role_index, label)  # type: ignore[union-attr]
+    except ValueError:
+        return _grain_page(request, user, grain_id, 400, error="Choose a role from the list.")
+    except RequestError as exc:
+        if exc.status == 404:
+            raise
+        return _grain_page(request, user, grain_id, exc.status, error=str(exc))
+    return _grain_page(request, user, grain_id, webkey=f"{tokens.url}#{token}")  # type: ignore[union-attr]
+
+
+@router.post("/grains/{grain_id}/api-tokens/{token_id}/revoke")
+def revoke_api_token(request: Request, grain_id: str, token_id: RowId,
+                     user: UserView = Depends(current_user)) -> Response:
+    services(request).grain_tokens.revoke(user.id, grain_id, token_id)  # type: ignore[union-attr]
+    return redirect(f"/grains/{grain_id}", "token-revoked")
 
 
 @router.post("/grains/{grain_id}/rename")

@@ -1,0 +1,142 @@
+"""The resolvers that connect the gateway to grain sessions, API tokens and the
+supervisor, and the session host's init path.
+
+:class:`SessionResolver` turns a request on ``ui-<id>.<wildcard>`` into a
+:class:`~sandhaven.gateway.target.Target` (or a refusal) by checking the session
+cookie; :class:`ApiResolver` does the same on ``api.<wildcard>`` with a bearer
+token (or HTTP Basic with the token as password); :class:`SessionInit` answers the
+init path that turns the secret in the iframe's first URL into the host's cookie.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+from urllib.parse import parse_qs
+
+from sandhaven.gateway.hosts import SCOPE_KEY
+from sandhaven.gateway.pages import send_page
+from sandhaven.gateway.target import Identity, Target
+from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
+
+from sandhaven.errors import Forbidden, GrainError, NotAuthenticated, RequestError
+from sandhaven.grains import Grains
+from sandhaven.grains.sessions import COOKIE_NAME, INIT_PATH, GrainSessions, LiveSession
+from sandhaven.grains.tokens import GrainTokens
+
+Scope = dict[str, Any]
+
+
+class Unavailable(RequestError):
+    """The grain cannot run now (crashed and backing off, or failed to start)."""
+
+    status = 503
+    code = "grain_unavailable"
+
+
+def _identity(live: LiveSession) -> Identity:
+    if live.user_id is None:
+        return Identity.anonymous(session_id=live.public_id, tab_id=live.tab_id,
+                                  permissions=live.access.permissions)
+    return Identity(user_id=live.identity_id, username=live.username,
+                    permissions=live.access.permissions, session_id=live.public_id,
+                    tab_id=live.tab_id, handle=live.handle, picture=live.picture,
+                    pronouns=live.pronouns)
+
+
+async def _socket(grains: Grains, grain_id: str) -> str:
+    try:
+        return str(await grains.ensure_running(grain_id))
+    except GrainError as exc:
+        # The owner sees the reason in the shell; a request gets a plain sentence.
+        raise Unavailable("This grain cannot start right now. Its owner can see why in "
+                          "the shell.") from exc
+
+
+class SessionResolver:
+    """Session host → Target: the cookie must belong to this host's live session."""
+
+    def __init__(self, sessions: GrainSessions, grains: Grains) -> None:
+        self.sessions = sessions
+        self.grains = grains
+
+    async def __call__(self, scope: Scope) -> Target:
+        host_id = scope[SCOPE_KEY].label.removeprefix("ui-")
+        cookies = cookie_parser(Headers(scope=scope).get("cookie", ""))
+        live = self.sessions.check(host_id, cookies.get(COOKIE_NAME))
+        return Target(live.grain_id, await _socket(self.grains, live.grain_id),
+                      _identity(live))
+
+
+def bearer_token(headers: Headers) -> str | None:
+    """The token of ``Authorization: Bearer T`` or of HTTP Basic with T as password
+    (CalDAV, WebDAV and git clients speak only Basic; compat.md)."""
+    auth = headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip() or None
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[2] or None
+    return None
+
+
+class ApiResolver:
+    """API host → Target: a grain API token (webkey) reaches its grain with its role."""
+
+    def __init__(self, tokens: GrainTokens, grains: Grains) -> None:
+        self.tokens = tokens
+        self.grains = grains
+
+    async def __call__(self, scope: Scope) -> Target:
+        token = bearer_token(Headers(scope=scope))
+        if token is None:
+            raise NotAuthenticated("This API needs an API token: Authorization: Bearer "
+                                   "<token>, or HTTP Basic with the token as password.")
+        live, api_path = self.tokens.check(token)
+        return Target(live.grain_id, await _socket(self.grains, live.grain_id),
+                      _identity(live), path_prefix=api_path.rstrip("/") if api_path else "")
+
+
+class SessionInit:
+    """Answers ``/_sandhaven/init?session=SECRET&path=/app/path`` on session hosts: sets
+    the session cookie for this host only (HttpOnly; Secure under https) and
+    redirects to the app path. Works once per session; anything else on the host
+    goes to ``app``."""
+
+    def __init__(self, app: Any, sessions: GrainSessions, *, https: bool) -> None:
+        self.app = app
+        self.sessions = sessions
+        self.https = https
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != INIT_PATH:
+            await self.app(scope, receive, send)
+            return
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        secret = (query.get("session") or [""])[0]
+        path = (query.get("path") or ["/"])[0]
+        if not path.startswith("/") or path.startswith("//") or "\\" in path \
+                or any(ord(c) < 32 for c in path):
+            path = "/"
+        host_id = scope[SCOPE_KEY].label.removeprefix("ui-")
+        if not self.sessions.init(host_id, secret):
+            await send_page(send, 403, Forbidden("This session link was already used or is "
+                                                 "not valid. Open the grain again from the "
+                                                 "shell.").message)
+            return
+        cookie = f"{COOKIE_NAME}={secret}; Path=/; HttpOnly"
+        cookie += "; Secure; SameSite=None" if self.https else "; SameSite=Lax"
+        await send({"type": "http.response.start", "status": 303, "headers": [
+            (b"location", path.encode("latin-1", "replace")),
+            (b"set-cookie", cookie.encode()),
+            (b"cache-control", b"no-store"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"content-length", b"0"),
+        ]})
+        await send({"type": "http.response.body", "body": b""})

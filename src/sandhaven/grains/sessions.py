@@ -1,0 +1,205 @@
+"""Grain sessions: one view of one grain by one person in one tab, on its own host.
+
+Opening: 256 random bits are the session secret; the host is ``ui-`` + the first
+32 hex of SHA-256(secret) under the wildcard host (compat.md). Only the SHA-256
+is stored. The shell's iframe first loads the session host's init path carrying
+the secret; the answer sets it as an HttpOnly cookie for that host alone and
+redirects to the app. The init path works once.
+
+Each request to a session host: the cookie must hash to the host's ID and to a
+live session (not revoked, not expired); the person must still have access
+(active account, grain not in the trash, still owner or share holder); the
+permissions are recomputed from the current package. The result is cached for
+at most :data:`RECHECK_SECONDS`, so a revocation takes effect within that time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import quote, urlsplit
+
+from sqlalchemy import select, update
+
+from sandhaven.errors import Forbidden, NotFound
+from sandhaven.grains.access import Access, all_permissions
+from sandhaven.packages.manifest import Manifest
+from sandhaven.store import Store, utcnow
+from sandhaven.store.models import Grain, GrainIdentity, GrainSession, Package, User
+
+COOKIE_NAME = "sandhaven_grain_session"
+INIT_PATH = "/_sandhaven/init"
+RECHECK_SECONDS = 0.5
+
+
+def host_id_of(secret: str) -> str:
+    """The 32 hex of a session host's label: first 32 hex of SHA-256(secret)."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:32]
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class OpenedSession:
+    """What opening a session gives the shell: the iframe's first URL (init path
+    with the secret), the session's origin, and its expiry (naive UTC)."""
+
+    url: str
+    host: str
+    origin: str
+    expires: datetime
+
+
+@dataclass(frozen=True)
+class LiveSession:
+    """A checked session, as a request on its host sees it."""
+
+    grain_id: str
+    public_id: str
+    tab_id: str
+    access: Access
+    user_id: str | None
+    identity_id: str | None
+    username: str
+    handle: str | None
+    picture: str | None
+    pronouns: str | None
+
+
+def session_origin(base_url: str, wildcard_host: str, host_id: str) -> str:
+    """``scheme://ui-<host_id>.<wildcard suffix>``; the scheme is base_url's."""
+    scheme = urlsplit(base_url).scheme
+    return f"{scheme}://ui-{host_id}.{wildcard_host.removeprefix('*.')}"
+
+
+class GrainSessions:
+    """Opens, checks and revokes grain sessions. ``lifetime``: how long one lasts."""
+
+    def __init__(self, store: Store, base_url: str, wildcard_host: str,
+                 lifetime: timedelta = timedelta(hours=24)) -> None:
+        self.store = store
+        self.base_url = base_url
+        self.wildcard_host = wildcard_host
+        self.lifetime = lifetime
+        self._cache: dict[str, tuple[float, LiveSession | None]] = {}
+
+    # -- access ------------------------------------------------------------------
+    def access(self, user_id: str, grain_id: str) -> Access:
+        """What ``user_id`` holds in ``grain_id``. Raises NotFound when they hold
+        nothing (a grain one cannot reach does not exist for them)."""
+        with self.store.read() as s:
+            found = self._access(s, user_id, grain_id)
+        if found is None:
+            raise NotFound(f"No grain with ID {grain_id[:40]!r}.")
+        return found
+
+    def _access(self, s, user_id: str | None, grain_id: str) -> Access | None:  # type: ignore[no-untyped-def]
+        grain = s.get(Grain, grain_id)
+        if grain is None or grain.trashed_at is not None or user_id is None:
+            return None
+        user = s.get(User, user_id)
+        if user is None or user.suspended_at is not None:
+            return None
+        if grain.owner_id == user_id:
+            package = s.get(Package, grain.package_id)
+            manifest = Manifest.model_validate(package.manifest)
+            return Access(grain.id, user_id, True, all_permissions(manifest))
+        return None
+
+    # -- opening -----------------------------------------------------------------
+    def open(self, user_id: str, grain_id: str) -> OpenedSession:
+        """Open a session for a person with access; raises NotFound otherwise."""
+        access = self.access(user_id, grain_id)
+        secret = secrets.token_urlsafe(32)
+        host_id = host_id_of(secret)
+        now = utcnow()
+        expires = now + self.lifetime
+        with self.store.session() as s:
+            s.add(GrainSession(id=_hash(secret), host_id=host_id,
+                               public_id=secrets.token_hex(16), tab_id=secrets.token_hex(16),
+                               grain_id=grain_id, user_id=user_id, share_id=access.share_id,
+                               permissions=list(access.permissions), created_at=now,
+                               expires_at=expires))
+            self._identity(s, grain_id, user_id)
+        origin = session_origin(self.base_url, self.wildcard_host, host_id)
+        return OpenedSession(url=f"{origin}{INIT_PATH}?session={quote(secret)}",
+                             host=urlsplit(origin).netloc, origin=origin, expires=expires)
+
+    def _identity(self, s, grain_id: str, user_id: str) -> str:  # type: ignore[no-untyped-def]
+        row = s.scalar(select(GrainIdentity).where(GrainIdentity.grain_id == grain_id,
+                                                   GrainIdentity.user_id == user_id))
+        if row is None:
+            row = GrainIdentity(grain_id=grain_id, user_id=user_id,
+                                identity_id=secrets.token_hex(16), created_at=utcnow())
+            s.add(row)
+            s.flush()
+        return row.identity_id
+
+    def init(self, host_id: str, secret: str) -> bool:
+        """Accept the init path's secret once, for the host it belongs to."""
+        if not secret or len(secret) > 100 or host_id_of(secret) != host_id:
+            return False
+        with self.store.session() as s:
+            done = s.execute(update(GrainSession).where(
+                GrainSession.id == _hash(secret), GrainSession.initialized_at.is_(None),
+                GrainSession.revoked_at.is_(None), GrainSession.expires_at > utcnow(),
+            ).values(initialized_at=utcnow()))
+            return done.rowcount == 1
+
+    # -- every request -------------------------------------------------------------
+    def check(self, host_id: str, secret: str | None) -> LiveSession:
+        """The live session behind a request's cookie on session host ``host_id``.
+
+        Raises Forbidden (no/wrong cookie, revoked, expired, access lost)."""
+        if not secret or len(secret) > 100 or host_id_of(secret) != host_id:
+            raise Forbidden("This session is not valid. Open the grain again from the shell.")
+        key = _hash(secret)
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached is not None and now - cached[0] < RECHECK_SECONDS:
+            live = cached[1]
+        else:
+            live = self._load(key)
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = (now, live)
+        if live is None:
+            raise Forbidden("This session has ended or its access was revoked. "
+                            "Open the grain again from the shell.")
+        return live
+
+    def _load(self, key: str) -> LiveSession | None:
+        with self.store.read() as s:
+            row = s.get(GrainSession, key)
+            if (row is None or row.revoked_at is not None or row.initialized_at is None
+                    or row.expires_at <= utcnow()):
+                return None
+            access = self._access(s, row.user_id, row.grain_id)
+            if access is None:
+                return None
+            user = s.get(User, row.user_id)
+            identity = s.scalar(select(GrainIdentity.identity_id).where(
+                GrainIdentity.grain_id == row.grain_id, GrainIdentity.user_id == row.user_id))
+            return LiveSession(
+                grain_id=row.grain_id, public_id=row.public_id, tab_id=row.tab_id,
+                access=access, user_id=row.user_id, identity_id=identity,
+                username=user.name, handle=user.handle or None,
+                picture=user.picture_url or None,
+                pronouns=None if user.pronouns == "neutral" else user.pronouns)
+
+    def revoke(self, grain_id: str | None = None, user_id: str | None = None) -> int:
+        """Revoke every session of a grain and/or a user; returns how many."""
+        q = update(GrainSession).where(GrainSession.revoked_at.is_(None))
+        if grain_id is not None:
+            q = q.where(GrainSession.grain_id == grain_id)
+        if user_id is not None:
+            q = q.where(GrainSession.user_id == user_id)
+        with self.store.session() as s:
+            count = s.execute(q.values(revoked_at=utcnow())).rowcount or 0
+        self._cache.clear()
+        return count
