@@ -1,0 +1,43 @@
+"""The gateway: the HTTP front door that routes the shell host, session hosts and
+the API host, and relays requests to grains.
+
+Each concern is one small plain-ASGI class (``__init__(app, ...)`` and
+``async __call__(scope, receive, send)``):
+
+- :mod:`.hosts` — classify the ``Host`` header (shell, session, API, unknown → 404);
+- :mod:`.forwarded` — ``X-Forwarded-*`` honoured only from trusted proxy addresses;
+- :mod:`.request_headers` / :mod:`.response_headers` — what may cross the boundary
+  in each direction, and the identity and security headers the platform adds;
+- :mod:`.upstream` — pooled keep-alive HTTP connections to each grain's Unix socket;
+- :mod:`.proxy` — the streaming reverse proxy, with :mod:`.websocket` for upgrades;
+- :mod:`.preflight` — CORS preflight answers on the API host;
+- :mod:`.activity` — the hook the supervisor uses to know a grain is busy.
+
+Sessions, tokens and the supervisor plug in through one callable, the
+:data:`~sandhaven.gateway.target.Resolver` given to :class:`~.proxy.GrainProxy`.
+"""
+
+from sandhaven.gateway.activity import ActivityCounter, ActivityHook, NoActivity
+from sandhaven.gateway.forwarded import TrustedForwarded
+from sandhaven.gateway.hosts import HostClassifier, HostKind, HostMatch, HostRouter
+from sandhaven.gateway.preflight import ApiPreflight
+from sandhaven.gateway.proxy import GrainProxy
+from sandhaven.gateway.target import Identity, Resolver, Target
+from sandhaven.gateway.upstream import UpstreamPool
+
+__all__ = [
+    "ActivityCounter",
+    "ActivityHook",
+    "ApiPreflight",
+    "GrainProxy",
+    "HostClassifier",
+    "HostKind",
+    "HostMatch",
+    "HostRouter",
+    "Identity",
+    "NoActivity",
+    "Resolver",
+    "Target",
+    "TrustedForwarded",
+    "UpstreamPool",
+]

@@ -1,0 +1,311 @@
+"""The reverse proxy from a session host or the API host to a grain's HTTP server.
+
+:class:`GrainProxy` is one ASGI app per host kind. For each request it asks the
+resolver for a :class:`~sandhaven.gateway.target.Target` (nothing reaches a
+grain otherwise), rewrites the request headers (:mod:`.request_headers`),
+streams the request body to the grain's Unix socket and the response body
+back (:mod:`.response_headers` on the way), and relays WebSockets
+(:mod:`.websocket`).
+
+Memory stays bounded in both directions: the ASGI server pauses reading the
+browser's socket while a request chunk is waiting to be forwarded, aiohttp
+awaits the grain socket's drain per chunk, and on the way back aiohttp pauses
+the grain's socket past its read buffer (256 KiB) while the ASGI server's
+``send`` waits for the browser's socket to drain. ``Content-Length`` is passed
+through when the grain sent one; otherwise the response goes out chunked, each
+piece as soon as the grain produced it (server-sent events are not buffered).
+
+Failures never leak detail: the grain unreachable or dying before its response
+headers → 502 page; no response headers within ``header_timeout`` seconds of
+the last request byte → 504 page; the grain dying mid-body → the browser's
+connection is cut (an incomplete body is the only honest signal once the
+status line has gone out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from sandhaven.errors import InvalidInput, RequestError, SandhavenError
+from sandhaven.gateway import websocket as ws_relay
+from sandhaven.gateway.activity import ActivityHook, NoActivity
+from sandhaven.gateway.hosts import SCOPE_KEY, HostClassifier, HostKind, HostMatch, host_header
+from sandhaven.gateway.pages import send_page
+from sandhaven.gateway.request_headers import request_headers
+from sandhaven.gateway.response_headers import (
+    api_response_headers,
+    session_csp,
+    session_response_headers,
+)
+from sandhaven.gateway.target import Resolver, Target
+from sandhaven.gateway.upstream import UpstreamPool
+
+# Errors that mean "the grain is not there or went away".
+_UPSTREAM_ERRORS = (aiohttp.ClientError, OSError)
+
+
+class _BrowserGone(Exception):
+    """The browser disconnected while its request body was being forwarded."""
+
+
+class GrainProxy:
+    """ASGI app relaying requests on ``kind`` hosts (SESSION or API) to grains.
+
+    ``resolve(scope)`` is awaited per request and returns a Target, or returns or
+    raises a RequestError whose status is answered with a plain page (and, for
+    a WebSocket, a refused handshake). ``activity`` hears about every relayed
+    request and WebSocket. ``header_timeout`` is in seconds; ``ws_max_message``
+    in bytes (the ASGI server's own limit, uvicorn's ``ws_max_size``, must be at
+    least as large).
+    """
+
+    def __init__(
+        self,
+        resolve: Resolver,
+        *,
+        classifier: HostClassifier,
+        kind: HostKind,
+        pool: UpstreamPool | None = None,
+        activity: ActivityHook | None = None,
+        header_timeout: float = 300.0,
+        ws_max_message: int = 64 * 1024 * 1024,
+    ) -> None:
+        if kind not in (HostKind.SESSION, HostKind.API):
+            raise ValueError(f"GrainProxy serves session or API hosts, not {kind.value}.")
+        self.resolve = resolve
+        self.classifier = classifier
+        self.kind = kind
+        self.pool = pool or UpstreamPool()
+        self.activity = activity or NoActivity()
+        self.header_timeout = header_timeout
+        self.ws_max_message = ws_max_message
+        self._csp_cache: dict[str, bytes] = {}
+
+    # -- entry -------------------------------------------------------------
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if kind not in ("http", "websocket"):
+            return
+        match: HostMatch | None = scope.get(SCOPE_KEY)
+        if match is None:
+            match = self.classifier.classify(host_header(scope))
+        if match.kind is not self.kind:
+            await self._refuse(scope, send, 404, "There is nothing at this address.")
+            return
+        try:
+            result = await self.resolve(scope)
+        except RequestError as exc:
+            result = exc
+        except SandhavenError as exc:
+            # The platform's own failure (grain would not start…): status only.
+            await self._refuse(scope, send, exc.status if exc.status >= 500 else 503, None)
+            return
+        if isinstance(result, RequestError):
+            await self._refuse(scope, send, result.status, result.message)
+            return
+        target: Target = result
+        base_path = match.origin if self.kind is HostKind.SESSION else None
+        try:
+            headers = request_headers(
+                scope["headers"], target.identity, base_path=base_path,
+                client_ip=(scope.get("client") or ("",))[0] or None,
+                websocket=kind == "websocket",
+            )
+        except InvalidInput as exc:
+            await self._refuse(scope, send, 400, exc.message)
+            return
+        url = self._url(scope, target)
+        if kind == "http":
+            await self._http(scope, receive, send, target, url, headers, match)
+        else:
+            await self._websocket(scope, receive, send, target, url, headers)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.pool.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _refuse(self, scope: dict[str, Any], send: Any, status: int,
+                      message: str | None) -> None:
+        if scope["type"] == "http":
+            await send_page(send, status, message)
+        else:
+            await ws_relay.deny(scope, send, status)
+
+    @staticmethod
+    def _url(scope: dict[str, Any], target: Target) -> URL:
+        # The raw path goes through byte for byte (no re-quoting, no dot-segment
+        # folding): the grain sees what the browser asked for.
+        path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        if target.path_prefix:
+            path = target.path_prefix.rstrip("/") + (path if path.startswith("/") else "/" + path)
+        query = scope.get("query_string", b"").decode("latin-1")
+        return URL.build(scheme="http", host="grain", path=path, query_string=query,
+                         encoded=True)
+
+    def _csp(self, origin: str) -> bytes:
+        csp = self._csp_cache.get(origin)
+        if csp is None:
+            if len(self._csp_cache) > 4096:
+                self._csp_cache.clear()
+            csp = session_csp(origin, self.classifier.shell_origin).encode()
+            self._csp_cache[origin] = csp
+        return csp
+
+    # -- HTTP --------------------------------------------------------------
+
+    async def _http(self, scope: dict[str, Any], receive: Any, send: Any, target: Target,
+                    url: URL, headers: list[tuple[str, str]], match: HostMatch) -> None:
+        has_body = any(
+            (name == "content-length" and value.strip() != "0") for name, value in headers
+        ) or any(name == b"transfer-encoding" for name, _ in scope["headers"])
+        body_state = {"done": not has_body}
+        loop = asyncio.get_running_loop()
+        deadline: asyncio.Timeout | None = None
+
+        async def body() -> Any:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise _BrowserGone()
+                chunk = message.get("body", b"")
+                if deadline is not None:
+                    deadline.reschedule(loop.time() + self.header_timeout)
+                if chunk:
+                    yield chunk
+                if not message.get("more_body", False):
+                    body_state["done"] = True
+                    return
+
+        session = self.pool.session(target.socket_path)
+        self.activity.request_started(target)
+        response: aiohttp.ClientResponse | None = None
+        try:
+            try:
+                async with asyncio.timeout(self.header_timeout) as deadline:
+                    response = await session.request(
+                        scope["method"], url, headers=headers,
+                        data=body() if has_body else None,
+                        allow_redirects=False, compress=None,
+                    )
+            except TimeoutError:
+                await send_page(send, 504)
+                return
+            except _BrowserGone:
+                return
+            except _UPSTREAM_ERRORS as exc:
+                if isinstance(exc.__cause__, _BrowserGone) or isinstance(
+                        exc.__context__, _BrowserGone):
+                    return
+                await send_page(send, 502)
+                return
+            await self._stream_response(scope, receive, send, response, match, body_state)
+        finally:
+            if response is not None:
+                response.close()  # no-op after a complete read: the connection is pooled
+            self.activity.request_finished(target)
+
+    async def _stream_response(self, scope: dict[str, Any], receive: Any, send: Any,
+                               response: aiohttp.ClientResponse, match: HostMatch,
+                               body_state: dict[str, bool]) -> None:
+        if self.kind is HostKind.SESSION:
+            out_headers = session_response_headers(response.raw_headers, self._csp(match.origin))
+        else:
+            out_headers = api_response_headers(response.raw_headers)
+        await send({"type": "http.response.start", "status": response.status,
+                    "headers": out_headers})
+        content = response.content
+        streaming = asyncio.current_task()
+        watcher: asyncio.Task[None] | None = None
+        browser_gone = False
+
+        def on_browser_gone(task: asyncio.Task[None]) -> None:
+            nonlocal browser_gone
+            if not task.cancelled() and streaming is not None:
+                browser_gone = True
+                streaming.cancel()
+
+        try:
+            while True:
+                try:
+                    chunk = await content.readany()
+                except _UPSTREAM_ERRORS:
+                    # The grain died mid-body: cut the browser's connection by
+                    # returning without completing the response.
+                    return
+                if not chunk:
+                    break
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if watcher is None and body_state["done"] and not content.at_eof():
+                    # A long body: stop reading the grain as soon as the browser
+                    # leaves (the ASGI server drops sends to a closed connection
+                    # silently, so without this a 4 GiB download would go on).
+                    watcher = asyncio.ensure_future(_until_disconnect(receive))
+                    watcher.add_done_callback(on_browser_gone)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if browser_gone and streaming is not None:
+                streaming.uncancel()
+                return
+            raise
+        finally:
+            if watcher is not None and not watcher.done():
+                watcher.remove_done_callback(on_browser_gone)
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+
+    # -- WebSocket ---------------------------------------------------------
+
+    async def _websocket(self, scope: dict[str, Any], receive: Any, send: Any, target: Target,
+                         url: URL, headers: list[tuple[str, str]]) -> None:
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        session = self.pool.session(target.socket_path)
+        try:
+            async with asyncio.timeout(self.header_timeout):
+                ws = await session.ws_connect(
+                    url, headers=headers, protocols=tuple(scope.get("subprotocols") or ()),
+                    autoping=True, autoclose=True, max_msg_size=self.ws_max_message,
+                    compress=0,
+                )
+        except TimeoutError:
+            await ws_relay.deny(scope, send, 504)
+            return
+        except aiohttp.WSServerHandshakeError as exc:
+            await ws_relay.deny(scope, send, exc.status if 400 <= exc.status < 500 else 502)
+            return
+        except _UPSTREAM_ERRORS:
+            await ws_relay.deny(scope, send, 502)
+            return
+        self.activity.stream_opened(target)
+        try:
+            await send({"type": "websocket.accept", "subprotocol": ws.protocol})
+            await ws_relay.relay(ws, receive, send)
+        finally:
+            if not ws.closed:
+                await ws.close()
+            self.activity.stream_closed(target)
+
+
+async def _until_disconnect(receive: Any) -> None:
+    """Return when the browser disconnects (its request body is already consumed)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
