@@ -35,9 +35,10 @@ def relayable_code(code: int | None, *, abnormal: int = 1000) -> int:
 
 
 async def deny(scope: dict[str, Any], send: Any, status: int) -> None:
-    """Refuse a WebSocket handshake with an HTTP ``status`` page when the server
-    supports the denial-response extension, else with a plain close (403)."""
-    if "websocket.http.response" in scope.get("extensions", {}) or {}:
+    """Refuse a WebSocket handshake: 403 as a plain close (every ASGI server turns
+    that into 403); other statuses as a page through the denial-response
+    extension when the server has it, else also as a close (403)."""
+    if status != 403 and "websocket.http.response" in (scope.get("extensions") or {}):
         body = page_body(status)
         await send({"type": "websocket.http.response.start", "status": status,
                     "headers": [*PAGE_HEADERS, (b"content-length", str(len(body)).encode())]})

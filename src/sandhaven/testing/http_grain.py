@@ -13,12 +13,14 @@ Routes (``GET`` unless said; the same under ``/api/``):
 - ``/small``: ``hello`` (5 bytes), the benchmark's small response
 - ``/bytes?n=N``: N bytes of :func:`pattern` with Content-Length, ETag, single Range
 - ``/download?n=N[&chunked=1]``: N bytes of :func:`pattern`, streamed
-- ``/upload`` (POST/PUT): JSON ``{"length", "sha256"}`` of the body
+- ``/upload`` (POST/PUT): JSON ``{"length", "sha256", "content_length"}`` of the body
+  (the last is the Content-Length header received, or null)
 - ``/cookies``: several Set-Cookie, one with a foreign Domain, one named like the platform's
 - ``/unsafe-headers``: response headers the gateway must strip
 - ``/sse?id=X&n=K``: K events; each after the first waits for ``POST /release?id=X``
 - ``/hang-after-first-chunk``: 64 KiB then nothing (for killing the grain mid-body)
 - WebSocket ``/ws``: echo; text ``close:<code>`` closes with that code and reason ``bye``
+- ``/ws-closes``: JSON list of ``[code, reason]`` of the closes browsers sent
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class GrainApp:
 
     def __init__(self) -> None:
         self.releases: dict[str, asyncio.Queue[None]] = {}
+        self.ws_closes: list[list[Any]] = []
 
     def _queue(self, key: str) -> asyncio.Queue[None]:
         return self.releases.setdefault(key, asyncio.Queue())
@@ -163,7 +166,9 @@ class GrainApp:
             length += len(chunk)
             if not message.get("more_body"):
                 break
-        body = json.dumps({"length": length, "sha256": h.hexdigest()}).encode()
+        declared = dict(scope["headers"]).get(b"content-length")
+        body = json.dumps({"length": length, "sha256": h.hexdigest(),
+                           "content_length": declared and declared.decode()}).encode()
         await respond(send, 200, body, b"application/json")
 
     async def route_cookies(self, scope: Any, receive: Any, send: Any, query: Any) -> None:
@@ -191,6 +196,9 @@ class GrainApp:
             (b"x-app-header", b"kept"),
         ]})
         await send({"type": "http.response.body", "body": b"ok"})
+
+    async def route_ws_closes(self, scope: Any, receive: Any, send: Any, query: Any) -> None:
+        await respond(send, 200, json.dumps(self.ws_closes).encode(), b"application/json")
 
     async def route_release(self, scope: Any, receive: Any, send: Any, query: Any) -> None:
         await drain(receive)
@@ -224,6 +232,7 @@ class GrainApp:
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
+                self.ws_closes.append([message.get("code"), message.get("reason") or ""])
                 return
             text = message.get("text")
             if text is not None and text.startswith("close:"):
