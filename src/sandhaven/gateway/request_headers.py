@@ -15,6 +15,7 @@ no cookie passes at all.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from urllib.parse import quote
 
@@ -40,22 +41,14 @@ PASSED = frozenset({
     "oc-total-length", "oc-chunk-size", "oc-checksum", "x-oc-mtime",
 })
 PASSED_PREFIXES = ("x-oc-",)
+PASSED_BYTES = frozenset(name.encode() for name in PASSED)
+PASSED_PREFIXES_BYTES = tuple(prefix.encode() for prefix in PASSED_PREFIXES)
 
 PLATFORM_COOKIE_PREFIX = "sandhaven"
 """Cookies whose name starts with this (any case) belong to the platform, never to a grain."""
 
 SANDBOX_HOST = "sandbox"
 """``Host`` of API requests (compat.md: "API requests … carry Host: sandbox")."""
-
-_BAD = (b"\r", b"\n", b"\x00")
-
-
-def check_values(headers: Iterable[tuple[bytes, bytes]]) -> None:
-    """Raise InvalidInput (400) when any header value holds CR, LF or NUL (compat.md)."""
-    for name, value in headers:
-        if any(b in value for b in _BAD):
-            raise InvalidInput(f"Header {name.decode('latin-1')!r} has a line break.")
-
 
 def filter_cookies(value: str) -> str:
     """``Cookie`` header value without the platform's cookies; ``""`` when none is left."""
@@ -77,28 +70,30 @@ def encode_username(name: str) -> str:
     return quote(name, safe="!~*'()")
 
 
-def identity_headers(identity: Identity) -> list[tuple[str, str]]:
+@functools.lru_cache(maxsize=4096)
+def identity_headers(identity: Identity) -> tuple[tuple[bytes, bytes], ...]:
     """The ``X-Sandstorm-*`` identity headers of compat.md for ``identity``, in its order;
     user ID, handle, picture and pronouns only for logged-in users, pronouns only
-    when not neutral."""
+    when not neutral. Cached per (frozen, hashable) identity: a session sends
+    the same identity with every request."""
     out: list[tuple[str, str]] = []
     if identity.user_id is not None:
-        out.append(("X-Sandstorm-User-Id", identity.user_id))
-    out.append(("X-Sandstorm-Username", encode_username(identity.username)))
+        out.append(("x-sandstorm-user-id", identity.user_id))
+    out.append(("x-sandstorm-username", encode_username(identity.username)))
     if identity.user_id is not None:
         if identity.handle:
-            out.append(("X-Sandstorm-Preferred-Handle", identity.handle))
+            out.append(("x-sandstorm-preferred-handle", identity.handle))
         if identity.picture:
-            out.append(("X-Sandstorm-User-Picture", identity.picture))
+            out.append(("x-sandstorm-user-picture", identity.picture))
         if identity.pronouns:
-            out.append(("X-Sandstorm-User-Pronouns", identity.pronouns))
-    out.append(("X-Sandstorm-Permissions", ",".join(identity.permissions)))
-    out.append(("X-Sandstorm-Session-Id", identity.session_id))
-    out.append(("X-Sandstorm-Tab-Id", identity.tab_id))
-    out.append(("X-Sandstorm-Session-Type", identity.session_type))
+            out.append(("x-sandstorm-user-pronouns", identity.pronouns))
+    out.append(("x-sandstorm-permissions", ",".join(identity.permissions)))
+    out.append(("x-sandstorm-session-id", identity.session_id))
+    out.append(("x-sandstorm-tab-id", identity.tab_id))
+    out.append(("x-sandstorm-session-type", identity.session_type))
     if identity.api:
-        out.append(("X-Sandstorm-Api", identity.api))
-    return out
+        out.append(("x-sandstorm-api", identity.api))
+    return tuple((name.encode(), value.encode()) for name, value in out)
 
 
 def request_headers(
@@ -108,45 +103,43 @@ def request_headers(
     base_path: str | None,
     client_ip: str | None = None,
     websocket: bool = False,
-) -> list[tuple[str, str]]:
-    """The header list to send upstream for one request.
+) -> list[tuple[bytes, bytes]]:
+    """The header list to send upstream for one request, as lower-case byte pairs.
 
     ``headers`` are the ASGI scope's (lower-case byte names); ``base_path`` is the
     session origin (``http://ui-….localhost:6080``) on session hosts and ``None``
     on the API host, which also drops every cookie and, when the client sent
     ``X-Sandstorm-Passthrough: address``, adds ``X-Real-IP: client_ip``.
     ``websocket`` leaves out body headers (the handshake is regenerated).
+    Content-Length passes; Transfer-Encoding does not (the client frames bodies).
 
     Raises InvalidInput when a value holds CR, LF or NUL.
     """
-    headers = list(headers)
-    check_values(headers)
-    out: list[tuple[str, str]] = []
-    cookies: list[str] = []
-    passthrough: set[str] = set()
-    for raw_name, raw_value in headers:
-        name = raw_name.decode("latin-1").lower()
-        value = raw_value.decode("latin-1")
-        if name == "cookie":
+    out: list[tuple[bytes, bytes]] = []
+    cookies: list[bytes] = []
+    passthrough = False
+    for name, value in headers:
+        if b"\r" in value or b"\n" in value or b"\x00" in value:
+            raise InvalidInput(f"Header {name.decode('latin-1')!r} has a line break.")
+        if name in PASSED_BYTES or name.startswith(PASSED_PREFIXES_BYTES):
+            if not (websocket and name.startswith(b"content-")):
+                out.append((name, value))
+        elif name == b"cookie":
             cookies.append(value)
-        elif name == "x-sandstorm-passthrough":
-            passthrough.update(v.strip().lower() for v in value.split(","))
-        elif name in PASSED or name.startswith(PASSED_PREFIXES):
-            if websocket and name.startswith("content-"):
-                continue
-            out.append((name, value))
+        elif name == b"x-sandstorm-passthrough":
+            passthrough = b"address" in [v.strip().lower() for v in value.split(b",")]
     if base_path is not None and cookies:
-        kept = filter_cookies("; ".join(cookies))
+        kept = filter_cookies(b"; ".join(cookies).decode("latin-1"))
         if kept:
-            out.append(("cookie", kept))
+            out.append((b"cookie", kept.encode("latin-1")))
     out.extend(identity_headers(identity))
     if base_path is not None:
         scheme, _, host = base_path.partition("://")
-        out.append(("X-Sandstorm-Base-Path", base_path))
-        out.append(("Host", host))
-        out.append(("X-Forwarded-Proto", scheme))
+        out.append((b"x-sandstorm-base-path", base_path.encode()))
+        out.append((b"host", host.encode()))
+        out.append((b"x-forwarded-proto", scheme.encode()))
     else:
-        out.append(("Host", SANDBOX_HOST))
-        if "address" in passthrough and client_ip:
-            out.append(("X-Real-IP", client_ip))
+        out.append((b"host", SANDBOX_HOST.encode()))
+        if passthrough and client_ip:
+            out.append((b"x-real-ip", client_ip.encode()))
     return out

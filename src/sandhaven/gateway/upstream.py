@@ -1,79 +1,75 @@
-"""Pooled keep-alive HTTP/1.1 connections to grains' Unix sockets.
+"""Connections from the gateway to grains' Unix sockets: one pool set per socket.
 
-The client library is aiohttp (``UnixConnector``), chosen by measurement
-(``bench/upstream_clients.py``, trivial uvicorn app on a Unix socket, this
-2-core machine):
+Two clients, each where it measured best (``bench/upstream_clients.py`` compares
+libraries alone against a trivial uvicorn app on a Unix socket; the gateway as
+a whole is measured by ``bench/gateway_bench.py``):
 
-=========  ==========  =============  ===================
-client     sequential  64 concurrent  256 MiB download
-=========  ==========  =============  ===================
-aiohttp    9.6 k/s     13.7 k/s       1.7 GB/s
-httpx uds  1.9 k/s     0.8 k/s        2.0 GB/s
-h11        7.8 k/s     17.4 k/s       0.5 GB/s
-=========  ==========  =============  ===================
+=================  ==========  =============  ===================
+client             sequential  64 concurrent  256 MiB download
+=================  ==========  =============  ===================
+aiohttp            9.6 k/s     13.7 k/s       1.7 GB/s
+httpx (uds)        1.9 k/s     0.8 k/s        2.0 GB/s
+h11 over streams   7.8 k/s     17.4 k/s       0.5 GB/s
+=================  ==========  =============  ===================
 
-httpx collapses under concurrency (its pool serialises on a lock), h11 over
-asyncio streams is pure Python and slow on bodies; aiohttp parses with C,
-pools per connector, applies read back-pressure (its buffer pauses the socket
-past a high-water mark, so a slow browser slows the grain instead of filling
-memory), and brings a WebSocket client for the same socket.
+- Plain HTTP goes through :class:`~sandhaven.gateway.upstream_h1.H1Client`
+  (httptools' C parser, nothing else): as fast as h11 on small requests
+  without h11's pure-Python body parsing, and without the per-request weight
+  that made aiohttp the gateway's largest cost per small request.
+- WebSockets go through aiohttp (``UnixConnector``): a complete, maintained
+  client for the upgrade, framing, ping/pong and close handshake. httpx
+  collapses under concurrency and has no WebSocket client.
 
-One :class:`aiohttp.ClientSession` per socket path keeps that grain's
-connections alive between requests (field-notes.md: a new connection through
-a relay costs 5–10× a kept-alive one).
+Call :meth:`UpstreamPool.forget` when a grain stops (its pooled connections
+are dead) and :meth:`UpstreamPool.aclose` at shutdown.
 """
 
 from __future__ import annotations
 
 import aiohttp
 
-# No total or read timeout: server-sent events and long downloads may be idle
-# for a long time. Connecting to a Unix socket is immediate or fails; waiting
-# for response headers is bounded by the proxy itself (``header_timeout``).
-_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=None)
+from sandhaven.gateway.upstream_h1 import H1Client
+
+# WebSockets: no total or read timeout (a quiet socket is normal); connecting to
+# a Unix socket is immediate or fails.
+_WS_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=None)
 
 
 class UpstreamPool:
-    """Keep-alive connection pools, one per grain socket path.
+    """Pooled HTTP connections (:attr:`http`) and WebSocket client sessions per socket.
 
-    ``limit_per_socket`` caps simultaneous connections to one grain (0 = no cap).
-    Call :meth:`forget` when a grain stops (its pooled connections are dead) and
-    :meth:`aclose` at shutdown. Sessions are created lazily inside the running
-    event loop.
+    ``max_idle_per_socket`` bounds the kept-alive HTTP connections of one grain;
+    ``keepalive_timeout`` (seconds) closes idle ones before the grain would.
     """
 
-    def __init__(self, *, limit_per_socket: int = 256, keepalive_timeout: float = 30.0) -> None:
-        self.limit = limit_per_socket
-        self.keepalive_timeout = keepalive_timeout
-        self._sessions: dict[str, aiohttp.ClientSession] = {}
+    def __init__(self, *, max_idle_per_socket: int = 128, keepalive_timeout: float = 30.0) -> None:
+        self.http = H1Client(max_idle_per_socket=max_idle_per_socket,
+                             keepalive_timeout=keepalive_timeout)
+        self._ws_sessions: dict[str, aiohttp.ClientSession] = {}
 
-    def session(self, socket_path: str) -> aiohttp.ClientSession:
-        """The pooled client session for ``socket_path`` (created on first use)."""
-        session = self._sessions.get(socket_path)
+    def websocket_session(self, socket_path: str) -> aiohttp.ClientSession:
+        """The aiohttp session for WebSockets to ``socket_path`` (created on first use,
+        inside the running event loop)."""
+        session = self._ws_sessions.get(socket_path)
         if session is None or session.closed:
-            connector = aiohttp.UnixConnector(
-                path=socket_path, limit=self.limit, limit_per_host=0,
-                keepalive_timeout=self.keepalive_timeout,
-            )
             session = aiohttp.ClientSession(
-                connector=connector, timeout=_TIMEOUT,
-                # The proxy relays bodies as they are: no decompression, no
-                # cookie jar, no default headers the browser did not send.
-                auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-                read_bufsize=2**18, max_line_size=16384, max_field_size=16384,
+                connector=aiohttp.UnixConnector(path=socket_path, limit=0),
+                timeout=_WS_TIMEOUT, cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
             )
-            self._sessions[socket_path] = session
+            self._ws_sessions[socket_path] = session
         return session
 
     async def forget(self, socket_path: str) -> None:
-        """Close and drop the pool of ``socket_path`` (after its grain stopped)."""
-        session = self._sessions.pop(socket_path, None)
+        """Drop every pooled connection to ``socket_path`` (after its grain stopped)."""
+        await self.http.forget(socket_path)
+        session = self._ws_sessions.pop(socket_path, None)
         if session is not None:
             await session.close()
 
     async def aclose(self) -> None:
-        """Close every pool; the proxy must not be used afterwards."""
-        sessions, self._sessions = self._sessions, {}
+        """Close everything; the pool must not be used afterwards."""
+        await self.http.aclose()
+        sessions, self._ws_sessions = self._ws_sessions, {}
         for session in sessions.values():
             await session.close()

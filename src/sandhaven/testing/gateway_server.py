@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import socket
 from typing import Any
@@ -110,6 +111,16 @@ def build_app(socket_path: str, base_url: str, wildcard: str,
     return TrustedForwarded(router, trusted_proxies)
 
 
+def tune_gc() -> None:
+    """Fewer, later garbage collections: move everything loaded at start-up out of
+    the collector's sight and collect the young generation less often. The
+    proxy's per-request objects are freed by reference counting; full
+    collections at CPython's default thresholds showed up as p99 spikes."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 100)
+
+
 def main() -> None:
     import uvicorn
 
@@ -128,6 +139,7 @@ def main() -> None:
                             access_log=False)
     server = uvicorn.Server(config)
     sock = socket.socket(fileno=args.fd)
+    tune_gc()
     try:
         import uvloop
         uvloop.run(server.serve(sockets=[sock]))
