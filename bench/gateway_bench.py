@@ -9,7 +9,10 @@ uvicorn process, uvloop + httptools) behind the same Unix socket:
     app; a second listener in the same process measures the app's own ceiling
     with no proxy at all.
 (b) **nginx** as reverse proxy to the Unix socket, HTTP/1.1 with a keep-alive
-    upstream pool, ``worker_processes 1`` because the gateway is one process
+    upstream pool, unbuffered like the gateway (so server-sent events work) but
+    with a 256 KiB proxy buffer, the gateway's read size (nginx's default 4 KiB
+    buffer held it to ~650 MB/s on the 1 GiB download, which would flatter the
+    gateway), ``worker_processes 1`` because the gateway is one process
     (DESIGN.md: one process holds gateway, shell and supervisor); nginx with
     ``worker_processes auto`` is measured too and reported for reference.
 (c) the **Sandhaven gateway** under uvicorn (uvloop + httptools), the full
@@ -128,6 +131,8 @@ http {{
             proxy_set_header Host $host;
             proxy_buffering off;
             proxy_request_buffering off;
+            proxy_buffer_size 256k;
+            proxy_buffers 4 256k;
         }}
     }}
 }}
@@ -145,7 +150,7 @@ def nginx(directory: Path, socket_path: str, workers: str) -> Iterator[int]:
                                       port=port, user=user))
     proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(conf_dir)])
     try:
-        _wait_http(port)
+        _wait_http(port, proc)
         yield port
     finally:
         _stop(proc)
@@ -167,10 +172,12 @@ def gateway(socket_path: str) -> Iterator[int]:
         _stop(proc)
 
 
-def _wait_http(port: int) -> None:
+def _wait_http(port: int, proc: subprocess.Popen[bytes] | None = None) -> None:
     """Readiness: a TCP connect succeeds (bounded: 10 s)."""
     deadline = time.monotonic() + 10
     while True:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"server exited with status {proc.returncode} before listening")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
@@ -200,9 +207,11 @@ def wrk(url: str, headers: list[str], duration: int) -> WrkResult:
                      int(errors.group(1)) if errors else 0)
 
 
-def download(url: str, headers: list[str]) -> float:
+def download(url: str, headers: list[str], unix_socket: str | None = None) -> float:
     """MB/s (10^6 bytes per second) of a 1 GiB download with curl."""
     args = ["curl", "-sS", "-o", "/dev/null", "-w", "%{size_download} %{speed_download}"]
+    if unix_socket:
+        args += ["--unix-socket", unix_socket]
     for h in headers:
         args += ["-H", h]
     out = subprocess.run(args + [url], check=True, capture_output=True, text=True).stdout
@@ -212,69 +221,91 @@ def download(url: str, headers: list[str]) -> float:
     return float(speed) / 1e6
 
 
-def best_download(url: str, headers: list[str], runs: int) -> float:
-    return max(download(url, headers) for _ in range(runs))
+def best_download(url: str, headers: list[str], runs: int,
+                  unix_socket: str | None = None) -> float:
+    return max(download(url, headers, unix_socket) for _ in range(runs))
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--downloads", type=int, default=3, help="1 GiB downloads per proxy "
-                        "(the best is kept)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds over all paths (medians are reported)")
+    parser.add_argument("--downloads", type=int, default=3,
+                        help="1 GiB downloads per path, interleaved (the best is kept)")
     args = parser.parse_args()
     for tool in ("wrk", "nginx", "curl"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed (see scripts/apt-packages.txt)")
     small, big = "/small", f"/download?n={GIB}"
-    results: dict[str, WrkResult] = {}
-    streams: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as tmp, grain(Path(tmp)) as (sock, grain_port):
+    runs: dict[str, list[WrkResult]] = {}
+    streams: dict[str, list[float]] = {}
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        sock, grain_port = stack.enter_context(grain(tmp))
         _wait_http(grain_port)
-        cases: list[tuple[str, contextlib.AbstractContextManager[int], list[str]]] = [
-            ("nginx (1 worker)", nginx(Path(tmp), sock, "1"), []),
-            ("nginx (auto workers)", nginx(Path(tmp), sock, "auto"), []),
-        ]
-        direct = f"http://127.0.0.1:{grain_port}"
-        wrk(direct + small, [], 2)
-        results["direct"] = wrk(direct + small, [], args.duration)
-        for name, server, headers in cases:
-            with server as port:
-                url = f"http://127.0.0.1:{port}"
-                wrk(url + small, headers, 2)
-                results[name] = wrk(url + small, headers, args.duration)
-                streams[name] = best_download(url + big, headers, args.downloads)
-        with gateway(sock) as port:
-            headers = [f"Host: {SESSION_LABEL}.localhost:{port}",
-                       "Cookie: sandhaven_test=granted"]
-            url = f"http://127.0.0.1:{port}"
-            wrk(url + small, headers, 2)
-            results["gateway"] = wrk(url + small, headers, args.duration)
-            streams["gateway"] = best_download(url + big, headers, args.downloads)
+        nginx_one = stack.enter_context(nginx(tmp, sock, "1"))
+        nginx_auto = stack.enter_context(nginx(tmp, sock, "auto"))
+        gateway_port = stack.enter_context(gateway(sock))
+        session_headers = [f"Host: {SESSION_LABEL}.localhost:{gateway_port}",
+                           "Cookie: sandhaven_test=granted"]
+        paths: dict[str, tuple[str, list[str]]] = {
+            "direct": (f"http://127.0.0.1:{grain_port}", []),
+            "nginx (1 worker)": (f"http://127.0.0.1:{nginx_one}", []),
+            "nginx (auto workers)": (f"http://127.0.0.1:{nginx_auto}", []),
+            "gateway": (f"http://127.0.0.1:{gateway_port}", session_headers),
+        }
+        # Every path in turn, round after round: the machine is shared, and
+        # interleaving spreads any background load over all of them alike.
+        for url, headers in paths.values():
+            wrk(url + small, headers, 2)  # warm-up: connections, pools, caches
+        for _ in range(args.rounds):
+            for name, (url, headers) in paths.items():
+                runs.setdefault(name, []).append(wrk(url + small, headers, args.duration))
+        for _ in range(args.downloads):
+            streams.setdefault("direct (curl on the Unix socket)", []).append(
+                download("http://grain" + big, [], unix_socket=sock))
+            for name, (url, headers) in paths.items():
+                if name != "direct":
+                    streams.setdefault(name, []).append(download(url + big, headers))
 
-    ref, gw = results["nginx (1 worker)"], results["gateway"]
+    results = {name: WrkResult(median([r.rps for r in rs]), median([r.p50_ms for r in rs]),
+                               median([r.p99_ms for r in rs]), sum(r.errors for r in rs))
+               for name, rs in runs.items()}
+    best = {name: max(speeds) for name, speeds in streams.items()}
+    print(f"wrk: 64 connections, {args.rounds} rounds of {args.duration} s, medians; "
+          f"per-round req/s in brackets")
     print("| path | req/s | p50 ms | p99 ms |")
     print("| --- | ---: | ---: | ---: |")
     for name, result in results.items():
-        print(result.row(name))
+        rounds = ", ".join(f"{r.rps / 1000:.1f}k" for r in runs[name])
+        print(f"{result.row(name)[:-1]}  ({rounds}) |")
         if result.errors:
             print(f"  {name}: {result.errors} non-2xx responses", file=sys.stderr)
     print()
-    print("| path | 1 GiB download MB/s |")
+    print(f"1 GiB download, best of {args.downloads}")
+    print("| path | MB/s |")
     print("| --- | ---: |")
-    for name, speed in streams.items():
+    for name, speed in best.items():
         print(f"| {name} | {speed:,.0f} |")
     print()
+    ref, gw, auto = results["nginx (1 worker)"], results["gateway"], results["nginx (auto workers)"]
     ratio_rps = gw.rps / ref.rps
     ratio_p99 = gw.p99_ms / ref.p99_ms
-    ratio_stream = streams["gateway"] / streams["nginx (1 worker)"]
-    auto = results["nginx (auto workers)"]
+    ratio_stream = best["gateway"] / best["nginx (1 worker)"]
     print("Ratios, gateway / nginx (1 worker) [goal]:")
     print(f"  req/s   {ratio_rps:.2f}  [>= 0.5]  {'met' if ratio_rps >= 0.5 else 'NOT met'}")
     print(f"  p99     {ratio_p99:.2f}  [<= 2]    {'met' if ratio_p99 <= 2 else 'NOT met'}")
     print(f"  stream  {ratio_stream:.2f}  [>= 0.7]  {'met' if ratio_stream >= 0.7 else 'NOT met'}")
     print("Ratios, gateway / nginx (auto workers), for reference:")
     print(f"  req/s   {gw.rps / auto.rps:.2f}   p99 {gw.p99_ms / auto.p99_ms:.2f}   "
-          f"stream {streams['gateway'] / streams['nginx (auto workers)']:.2f}")
+          f"stream {best['gateway'] / best['nginx (auto workers)']:.2f}")
 
 
 if __name__ == "__main__":

@@ -28,8 +28,8 @@ from collections.abc import AsyncIterator
 
 import httptools
 
-HIGH_WATER = 256 * 1024
-LOW_WATER = 64 * 1024
+HIGH_WATER = 1024 * 1024
+LOW_WATER = 256 * 1024
 
 
 class UpstreamError(Exception):
@@ -214,7 +214,7 @@ class UpstreamResponse:
         return self._done and not self._chunks
 
     async def read(self) -> bytes:
-        """All body bytes buffered so far (waiting for at least one), ``b""`` at the end.
+        """The next piece of the body as received (waiting for one), ``b""`` at the end.
         Raises UpstreamError when the grain broke off mid-body."""
         while not self._chunks:
             if self._exc is not None:
@@ -223,10 +223,10 @@ class UpstreamResponse:
                 return b""
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
-        data = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
-        self._chunks.clear()
-        self._buffered = 0
-        if self._read_paused and not self._connection.closed:
+        # One piece at a time: joining would copy every byte once more.
+        data = self._chunks.popleft()
+        self._buffered -= len(data)
+        if self._read_paused and self._buffered < LOW_WATER and not self._connection.closed:
             self._read_paused = False
             self._connection.transport.resume_reading()  # type: ignore[union-attr]
         return data
