@@ -295,3 +295,12 @@ def test_path_and_query_pass_byte_for_byte(gateway: Gateway) -> None:
         response = c.get("/headers/a%2Fb%20c;x=%7e", params={"q": "a b/ü"})
     assert response.json()["path"] == "/headers/a%2Fb%20c;x=%7e"
     assert response.json()["query"] == "q=a+b%2F%C3%BC"
+
+
+def test_cross_site_post_refused_same_site_passes(gateway: Gateway) -> None:
+    with gateway.client() as c:
+        refused = c.post("/upload", content=b"x", headers={"Origin": "https://evil.example"})
+        passed = c.post("/upload", content=b"x",
+                        headers={"Origin": f"http://{gateway.session_host}"})
+    assert refused.status_code == 403
+    assert passed.status_code == 200 and passed.json()["length"] == 1

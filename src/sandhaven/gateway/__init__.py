@@ -6,9 +6,11 @@ Each concern is one small plain-ASGI class (``__init__(app, ...)`` and
 
 - :mod:`.hosts` — classify the ``Host`` header (shell, session, API, unknown → 404);
 - :mod:`.forwarded` — ``X-Forwarded-*`` honoured only from trusted proxy addresses;
+- :mod:`.origin` — cross-site unsafe requests refused on session hosts;
 - :mod:`.request_headers` / :mod:`.response_headers` — what may cross the boundary
   in each direction, and the identity and security headers the platform adds;
-- :mod:`.upstream` — pooled keep-alive HTTP connections to each grain's Unix socket;
+- :mod:`.upstream` — pooled keep-alive connections to each grain's Unix socket
+  (:mod:`.upstream_h1` for plain HTTP, aiohttp for WebSockets);
 - :mod:`.proxy` — the streaming reverse proxy, with :mod:`.websocket` for upgrades;
 - :mod:`.preflight` — CORS preflight answers on the API host;
 - :mod:`.activity` — the hook the supervisor uses to know a grain is busy.
@@ -20,6 +22,7 @@ Sessions, tokens and the supervisor plug in through one callable, the
 from sandhaven.gateway.activity import ActivityCounter, ActivityHook, NoActivity
 from sandhaven.gateway.forwarded import TrustedForwarded
 from sandhaven.gateway.hosts import HostClassifier, HostKind, HostMatch, HostRouter
+from sandhaven.gateway.origin import SameOriginOnly
 from sandhaven.gateway.preflight import ApiPreflight
 from sandhaven.gateway.proxy import GrainProxy
 from sandhaven.gateway.target import Identity, Resolver, Target
@@ -37,6 +40,7 @@ __all__ = [
     "Identity",
     "NoActivity",
     "Resolver",
+    "SameOriginOnly",
     "Target",
     "TrustedForwarded",
     "UpstreamPool",

@@ -30,6 +30,7 @@ from sandhaven.gateway import (
     HostKind,
     HostRouter,
     Identity,
+    SameOriginOnly,
     Target,
     TrustedForwarded,
     UpstreamPool,
@@ -103,8 +104,10 @@ def build_app(socket_path: str, base_url: str, wildcard: str,
     classifier = HostClassifier(base_url, wildcard)
     pool = UpstreamPool()
     activity = ActivityCounter()
-    session = GrainProxy(FakeResolver(socket_path, HostKind.SESSION), classifier=classifier,
-                         kind=HostKind.SESSION, pool=pool, activity=activity)
+    session = SameOriginOnly(
+        GrainProxy(FakeResolver(socket_path, HostKind.SESSION), classifier=classifier,
+                   kind=HostKind.SESSION, pool=pool, activity=activity),
+        classifier=classifier)
     api = ApiPreflight(GrainProxy(FakeResolver(socket_path, HostKind.API), classifier=classifier,
                                   kind=HostKind.API, pool=pool, activity=activity))
     router = HostRouter(ShellStub(activity), session, api, classifier=classifier)
