@@ -35,6 +35,7 @@ from sandhaven.gateway import (
     TrustedForwarded,
     UpstreamPool,
 )
+from sandhaven.gateway.coalesce import CoalescingHttpToolsProtocol
 
 SESSION_IDENTITY = Identity(
     user_id="0ba26e59c64ec75dedbc11679f267a40",
@@ -133,11 +134,14 @@ def main() -> None:
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--wildcard", required=True)
     parser.add_argument("--trusted-proxy", action="append", default=[])
+    parser.add_argument("--uncoalesced", action="store_true",
+                        help="uvicorn's own httptools protocol (to measure the difference)")
     args = parser.parse_args()
     app = build_app(args.socket, args.base_url, args.wildcard, tuple(args.trusted_proxy))
     # proxy_headers off: TrustedForwarded alone decides about X-Forwarded-*.
     # No server/date headers of uvicorn's own: the grain's pass through.
     config = uvicorn.Config(app, log_level="warning", proxy_headers=False, server_header=False,
+                            http="httptools" if args.uncoalesced else CoalescingHttpToolsProtocol,
                             date_header=False, ws_max_size=64 << 20, lifespan="on",
                             access_log=False)
     server = uvicorn.Server(config)
