@@ -148,7 +148,10 @@ def test_security_headers_replace_the_grains(gateway: Gateway) -> None:
 
 def test_api_host(gateway: Gateway) -> None:
     with gateway.client(gateway.api_host, granted=False) as c:
-        assert c.get("/headers").status_code == 401
+        refused = c.get("/headers")
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"] == 'Basic realm="Sandhaven API"'
+        assert refused.headers["access-control-allow-origin"] == "*"
         response = c.get("/headers?x=1", headers={
             "Authorization": "Bearer granted", "Cookie": "app=1",
             "X-Sandstorm-Passthrough": "address"})

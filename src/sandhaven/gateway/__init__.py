@@ -17,9 +17,29 @@ Each concern is one small plain-ASGI class (``__init__(app, ...)`` and
 
 Sessions, tokens and the supervisor plug in through one callable, the
 :data:`~sandhaven.gateway.target.Resolver` given to :class:`~.proxy.GrainProxy`.
+The whole stack, as ``sandhaven.testing.gateway_server`` builds it::
+
+    classifier = HostClassifier(settings.base_url, settings.wildcard_host)
+    pool, activity = UpstreamPool(), supervisor_activity_hook
+    session = SameOriginOnly(GrainProxy(resolve_session, classifier=classifier,
+                                        kind=HostKind.SESSION, pool=pool, activity=activity),
+                             classifier=classifier)
+    api = ApiPreflight(GrainProxy(resolve_api_token, classifier=classifier,
+                                  kind=HostKind.API, pool=pool, activity=activity))
+    app = TrustedForwarded(HostRouter(shell_app, session, api, classifier=classifier),
+                           settings.trusted_proxies)
+    uvicorn.Config(app, proxy_headers=False, server_header=False, date_header=False,
+                   ws_max_size=64 << 20, http=CoalescingHttpToolsProtocol, ...)
+
+``proxy_headers=False`` leaves forwarded-header trust to :class:`TrustedForwarded`;
+no server/date headers of uvicorn's own, so the grain's pass through; the
+session host's init path (cookie, redirect) is the session layer's, mounted
+in front of ``session``; ``await pool.aclose()`` at shutdown and
+``await pool.forget(socket_path)`` when a grain stops.
 """
 
 from sandhaven.gateway.activity import ActivityCounter, ActivityHook, NoActivity
+from sandhaven.gateway.coalesce import CoalescingHttpToolsProtocol
 from sandhaven.gateway.forwarded import TrustedForwarded
 from sandhaven.gateway.hosts import HostClassifier, HostKind, HostMatch, HostRouter
 from sandhaven.gateway.origin import SameOriginOnly
@@ -32,6 +52,7 @@ __all__ = [
     "ActivityCounter",
     "ActivityHook",
     "ApiPreflight",
+    "CoalescingHttpToolsProtocol",
     "GrainProxy",
     "HostClassifier",
     "HostKind",

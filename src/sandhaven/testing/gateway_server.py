@@ -68,7 +68,9 @@ class FakeResolver:
                 return Forbidden("This session is not open in this browser.")
             return Target("grain-1", self.socket_path, SESSION_IDENTITY)
         if (b"authorization", b"Bearer granted") not in headers:
-            return NotAuthenticated("A valid API token is required.")
+            refusal = NotAuthenticated("A valid API token is required.")
+            refusal.headers = [(b"www-authenticate", b'Basic realm="Sandhaven API"')]
+            return refusal
         return Target("grain-1", self.socket_path, API_IDENTITY, path_prefix="/api/")
 
 
