@@ -63,7 +63,8 @@ class GrainProxy:
     a WebSocket, a refused handshake); a ``headers`` attribute on that error
     (list of ``(bytes, bytes)``) is added to the page, e.g. ``WWW-Authenticate:
     Basic realm="…"`` with a 401 on the API host. Any other SandhavenError
-    becomes a bare 5xx page (503 unless it carries a 5xx status). ``activity``
+    becomes a page with its 5xx status and no message (the message may hold
+    platform detail). ``activity``
     hears about every relayed request and WebSocket. ``header_timeout`` is in
     seconds; ``ws_max_message`` in bytes (the ASGI server's own limit,
     uvicorn's ``ws_max_size``, must be at least as large).
