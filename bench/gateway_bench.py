@@ -16,8 +16,9 @@ uvicorn process, uvloop + httptools) behind the same Unix socket:
     (DESIGN.md: one process holds gateway, shell and supervisor); nginx with
     ``worker_processes auto`` is measured too and reported for reference.
 (c) the **Sandhaven gateway** under uvicorn (uvloop + httptools), the full
-    stack (forwarded-header check, host routing, resolver, header rules) with a
-    valid session grant.
+    stack (forwarded-header check, host routing, origin check, resolver, header
+    rules) with a valid session grant, one process; and, as a reference for the
+    scale-out DESIGN.md plans, two gateway processes on one listening socket.
 
 wrk: 64 connections, 2 threads, ``--latency``, a warm-up run, then the measured
 run. Streaming: ``curl`` downloads 1 GiB with Content-Length to /dev/null.
@@ -157,19 +158,22 @@ def nginx(directory: Path, socket_path: str, workers: str) -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def gateway(socket_path: str) -> Iterator[int]:
+def gateway(socket_path: str, processes: int = 1) -> Iterator[int]:
+    """The gateway stack; with ``processes`` > 1, that many gateway processes
+    accepting on one shared listening socket (the kernel spreads connections)."""
     listener = _listen_tcp()
     port = listener.getsockname()[1]
-    proc = subprocess.Popen(
+    procs = [subprocess.Popen(
         [sys.executable, "-m", "sandhaven.testing.gateway_server", "--fd",
          str(listener.fileno()), "--socket", socket_path,
          "--base-url", f"http://localhost:{port}", "--wildcard", f"*.localhost:{port}"],
-        pass_fds=[listener.fileno()])
+        pass_fds=[listener.fileno()]) for _ in range(processes)]
     listener.close()
     try:
         yield port
     finally:
-        _stop(proc)
+        for proc in procs:
+            _stop(proc)
 
 
 def _wait_http(port: int, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -253,13 +257,18 @@ def main() -> None:
         nginx_one = stack.enter_context(nginx(tmp, sock, "1"))
         nginx_auto = stack.enter_context(nginx(tmp, sock, "auto"))
         gateway_port = stack.enter_context(gateway(sock))
-        session_headers = [f"Host: {SESSION_LABEL}.localhost:{gateway_port}",
-                           "Cookie: sandhaven_test=granted"]
+        gateway2_port = stack.enter_context(gateway(sock, processes=2))
+
+        def session(port: int) -> list[str]:
+            return [f"Host: {SESSION_LABEL}.localhost:{port}", "Cookie: sandhaven_test=granted"]
+
         paths: dict[str, tuple[str, list[str]]] = {
             "direct": (f"http://127.0.0.1:{grain_port}", []),
             "nginx (1 worker)": (f"http://127.0.0.1:{nginx_one}", []),
             "nginx (auto workers)": (f"http://127.0.0.1:{nginx_auto}", []),
-            "gateway": (f"http://127.0.0.1:{gateway_port}", session_headers),
+            "gateway": (f"http://127.0.0.1:{gateway_port}", session(gateway_port)),
+            "gateway (2 processes)": (f"http://127.0.0.1:{gateway2_port}",
+                                      session(gateway2_port)),
         }
         # Every path in turn, round after round: the machine is shared, and
         # interleaving spreads any background load over all of them alike.
@@ -299,6 +308,10 @@ def main() -> None:
     ratio_rps = gw.rps / ref.rps
     ratio_p99 = gw.p99_ms / ref.p99_ms
     ratio_stream = best["gateway"] / best["nginx (1 worker)"]
+    per_round = [g.rps / n.rps for g, n in zip(runs["gateway"], runs["nginx (1 worker)"],
+                                                strict=True)]
+    print("Per-round req/s ratio gateway / nginx (1 worker), same round: "
+          + ", ".join(f"{r:.2f}" for r in per_round))
     print("Ratios, gateway / nginx (1 worker) [goal]:")
     print(f"  req/s   {ratio_rps:.2f}  [>= 0.5]  {'met' if ratio_rps >= 0.5 else 'NOT met'}")
     print(f"  p99     {ratio_p99:.2f}  [<= 2]    {'met' if ratio_p99 <= 2 else 'NOT met'}")

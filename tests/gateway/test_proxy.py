@@ -307,3 +307,33 @@ def test_cross_site_post_refused_same_site_passes(gateway: Gateway) -> None:
                         headers={"Origin": f"http://{gateway.session_host}"})
     assert refused.status_code == 403
     assert passed.status_code == 200 and passed.json()["length"] == 1
+
+
+def _wait_idle(gateway: Gateway) -> dict[str, int]:
+    """The activity counters once no request is in flight; bounded by round trips
+    (each one is a full request through the gateway), not by sleeping."""
+    with gateway.client(gateway.shell_host) as shell:
+        for _ in range(2000):
+            requests = shell.get("/activity").json()["requests"]
+            if not requests:
+                break
+    return requests
+
+
+def test_browser_leaving_while_grain_is_slow_ends_the_request(gateway: Gateway) -> None:
+    """Long polling: the grain has not answered, the browser gives up; the request
+    must not stay in flight (it would keep the grain from idling forever)."""
+    with gateway.client() as c:
+        with pytest.raises(httpx.ReadTimeout):
+            c.get("/slow-head?id=left", timeout=httpx.Timeout(60, read=1.5))
+    assert _wait_idle(gateway) == {}
+    with gateway.client() as c:
+        c.post("/release?id=left")  # lets the grain's handler finish
+
+
+def test_browser_leaving_a_quiet_stream_ends_the_request(gateway: Gateway) -> None:
+    with gateway.client() as c, c.stream("GET", "/sse?id=quiet&n=2") as r:
+        assert next(r.iter_lines()) == "data: event 0"
+    assert _wait_idle(gateway) == {}
+    with gateway.client() as c:
+        c.post("/release?id=quiet")

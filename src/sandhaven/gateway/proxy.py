@@ -213,6 +213,10 @@ class GrainProxy:
 
         self.activity.request_started(target)
         response: UpstreamResponse | None = None
+        watch = _DisconnectWatch(receive, loop, body_state)
+        # A grain slow to answer (long polling…) must not outlive the browser's
+        # interest; a timer is cheaper than a watching task on every request.
+        watch.start_later(_WATCH_AFTER)
         try:
             try:
                 if has_body:
@@ -236,62 +240,43 @@ class GrainProxy:
             except UpstreamError:
                 await send_page(send, 502)
                 return
-            await self._stream_response(receive, send, response, match, body_state)
+            await self._stream_response(send, response, match, watch)
+        except asyncio.CancelledError:
+            if watch.gone:
+                watch.owner.uncancel()  # type: ignore[union-attr]
+                return
+            raise
         finally:
+            await watch.stop()
             if response is not None:
                 response.release()
             self.activity.request_finished(target)
 
-    async def _stream_response(self, receive: Any, send: Any, response: UpstreamResponse,
-                               match: HostMatch, body_state: dict[str, bool]) -> None:
+    async def _stream_response(self, send: Any, response: UpstreamResponse, match: HostMatch,
+                               watch: _DisconnectWatch) -> None:
         if self.kind is HostKind.SESSION:
             out_headers = session_response_headers(response.headers, self._csp(match.origin))
         else:
             out_headers = api_response_headers(response.headers)
         await send({"type": "http.response.start", "status": response.status,
                     "headers": out_headers})
-        streaming = asyncio.current_task()
-        watcher: asyncio.Task[None] | None = None
-        browser_gone = False
-
-        def on_browser_gone(task: asyncio.Task[None]) -> None:
-            nonlocal browser_gone
-            if not task.cancelled() and streaming is not None:
-                browser_gone = True
-                streaming.cancel()
-
-        try:
-            while True:
-                try:
-                    chunk = await response.read()
-                except UpstreamError:
-                    # The grain died mid-body: cut the browser's connection by
-                    # returning without completing the response.
-                    return
-                if response.at_eof():
-                    await send({"type": "http.response.body", "body": chunk,
-                                "more_body": False})
-                    return
-                if chunk:
-                    await send({"type": "http.response.body", "body": chunk,
-                                "more_body": True})
-                if watcher is None and body_state["done"]:
-                    # A long body: stop reading the grain as soon as the browser
-                    # leaves (the ASGI server drops sends to a closed connection
-                    # silently, so without this a 4 GiB download would go on).
-                    watcher = asyncio.ensure_future(_until_disconnect(receive))
-                    watcher.add_done_callback(on_browser_gone)
-        except asyncio.CancelledError:
-            if browser_gone and streaming is not None:
-                streaming.uncancel()
+        while True:
+            if not response.ready():
+                # About to wait on the grain: stop as soon as the browser leaves
+                # (the ASGI server drops sends to a closed connection silently,
+                # so without this a 4 GiB download or an event stream would go on).
+                watch.start()
+            try:
+                chunk = await response.read()
+            except UpstreamError:
+                # The grain died mid-body: cut the browser's connection by
+                # returning without completing the response.
                 return
-            raise
-        finally:
-            if watcher is not None and not watcher.done():
-                watcher.remove_done_callback(on_browser_gone)
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+            if response.at_eof():
+                await send({"type": "http.response.body", "body": chunk, "more_body": False})
+                return
+            if chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
     # -- WebSocket ---------------------------------------------------------
 
@@ -352,6 +337,61 @@ async def _with_deadline(loop: asyncio.AbstractEventLoop, seconds: float,
         raise
     finally:
         handle.cancel()
+
+
+_WATCH_AFTER = 1.0
+"""Seconds a request may wait on its grain before the browser's connection is watched."""
+
+
+class _DisconnectWatch:
+    """Cancels the request's task when the browser disconnects while the proxy
+    waits on the grain. Watching means a task blocked in ``receive()``, so it
+    starts only when needed (after :data:`_WATCH_AFTER` seconds without a
+    response head, or when the body stalls) and only once the request body
+    has been read (``receive`` then has nothing else to deliver)."""
+
+    __slots__ = ("receive", "loop", "body_state", "owner", "task", "timer", "gone")
+
+    def __init__(self, receive: Any, loop: asyncio.AbstractEventLoop,
+                 body_state: dict[str, bool]) -> None:
+        self.receive = receive
+        self.loop = loop
+        self.body_state = body_state
+        self.owner = asyncio.current_task()
+        self.task: asyncio.Task[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.gone = False
+
+    def start_later(self, delay: float) -> None:
+        self.timer = self.loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        if self.body_state["done"]:
+            self.start()
+        else:  # still uploading: the body reader sees a disconnect by itself
+            self.start_later(_WATCH_AFTER)
+
+    def start(self) -> None:
+        if self.task is None and self.body_state["done"]:
+            self.task = asyncio.ensure_future(_until_disconnect(self.receive))
+            self.task.add_done_callback(self._on_disconnect)
+
+    def _on_disconnect(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is None and self.owner is not None:
+            self.gone = True
+            self.owner.cancel()
+
+    async def stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        task = self.task
+        if task is not None and not task.done():
+            task.remove_done_callback(self._on_disconnect)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def _until_disconnect(receive: Any) -> None:

@@ -209,6 +209,10 @@ class UpstreamResponse:
 
     # -- read by the proxy -------------------------------------------------------
 
+    def ready(self) -> bool:
+        """True when :meth:`read` would return without waiting."""
+        return bool(self._chunks) or self._done or self._exc is not None
+
     def at_eof(self) -> bool:
         """True when the whole body has been read."""
         return self._done and not self._chunks

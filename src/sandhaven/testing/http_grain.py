@@ -18,6 +18,7 @@ Routes (``GET`` unless said; the same under ``/api/``):
 - ``/cookies``: several Set-Cookie, one with a foreign Domain, one named like the platform's
 - ``/unsafe-headers``: response headers the gateway must strip
 - ``/sse?id=X&n=K``: K events; each after the first waits for ``POST /release?id=X``
+- ``/slow-head?id=X``: answers only after ``POST /release?id=X``
 - ``/hang-after-first-chunk``: 64 KiB then nothing (for killing the grain mid-body)
 - WebSocket ``/ws``: echo; text ``close:<code>`` closes with that code and reason ``bye``
 - ``/ws-closes``: JSON list of ``[code, reason]`` of the closes browsers sent
@@ -215,6 +216,10 @@ class GrainApp:
             await send({"type": "http.response.body", "body": f"data: event {i}\n\n".encode(),
                         "more_body": True})
         await send({"type": "http.response.body", "body": b""})
+
+    async def route_slow_head(self, scope: Any, receive: Any, send: Any, query: Any) -> None:
+        await self._queue(query["id"]).get()
+        await respond(send, 200, b"late\n")
 
     async def route_hang_after_first_chunk(self, scope: Any, receive: Any, send: Any,
                                            query: Any) -> None:
