@@ -8,6 +8,7 @@ API hosts), an access log that never records query strings, then the shell.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import signal
@@ -24,7 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandhaven import logs
 from sandhaven.config import Settings
-from sandhaven.errors import AlreadyRunning, ConfigError
+from sandhaven.errors import AlreadyRunning, ConfigError, SandhavenError
+from sandhaven.identity import ratelimit
 from sandhaven.identity.setup import SETUP_MINUTES
 from sandhaven.services import Services
 from sandhaven.shell.app import create_shell
@@ -87,8 +89,64 @@ class HostRouter:
             await send({"type": "websocket.close", "code": 1008})
 
 
-def build_app(services: Services) -> ASGIApp:
-    return AccessLog(HostRouter(create_shell(services), services.settings))
+class Lifespan:
+    """Starts the server's background parts with the ASGI lifespan and stops them
+    after the last request: the supervisor (every grain is stopped cleanly on
+    shutdown) and an hourly maintenance task (purge the expired trash, prune
+    expired sessions and rate-limit records). A failure to start is kept in
+    ``startup_error`` for ``serve`` to report in one line."""
+
+    MAINTENANCE_EVERY = 3600.0
+
+    def __init__(self, app: ASGIApp, services: Services) -> None:
+        self.app = app
+        self.services = services
+        self.startup_error: BaseException | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        maintenance: asyncio.Task[None] | None = None
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.services.start()
+                except SandhavenError as exc:
+                    self.startup_error = exc
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                maintenance = asyncio.create_task(self._maintain())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if maintenance is not None:
+                    maintenance.cancel()
+                await self.services.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _maintain(self) -> None:
+        while True:
+            try:
+                await self.maintain_once()
+            except Exception:  # keep the loop alive; the failure is logged
+                log.exception("maintenance_failed")
+            await asyncio.sleep(self.MAINTENANCE_EVERY)
+
+    async def maintain_once(self) -> None:
+        svc = self.services
+        purged = await svc.grains.purge_expired() if svc.grains else 0
+        sessions = svc.identity.sessions.prune()
+        with svc.store.session() as s:
+            rates = ratelimit.prune(s)
+        log.info("maintenance", grains_purged=purged, sessions_pruned=sessions,
+                 rate_events_pruned=rates)
+
+
+def build_app(services: Services) -> Lifespan:
+    """The whole ASGI app of one server (lifespan, access log, host routing, shell)."""
+    return Lifespan(AccessLog(HostRouter(create_shell(services), services.settings)), services)
 
 
 class _Server(uvicorn.Server):
@@ -152,7 +210,7 @@ def serve(settings: Settings) -> int:
         # Commands run beside the server (admin-token) print URLs with this base.
         services.runtime.record_state("base_url", settings.base_url)
         config = uvicorn.Config(app, host=settings.listen_host, port=settings.port,
-                                log_config=None, access_log=False, lifespan="off",
+                                log_config=None, access_log=False, lifespan="on",
                                 proxy_headers=False, server_header=False,
                                 timeout_graceful_shutdown=10)
         server = _Server(config, services)
@@ -167,6 +225,8 @@ def serve(settings: Settings) -> int:
                               "(address in use or not available).") from exc
         finally:
             services.store.close()
+        if app.startup_error is not None:
+            raise app.startup_error
         if not server.started:
             raise ConfigError(f"Cannot listen on {settings.listen_host}:{settings.port} "
                               "(address in use or not available).")

@@ -11,11 +11,14 @@ from typing import Any
 
 from sandhaven.config import Settings
 from sandhaven.config.runtime import RuntimeSettings
+from sandhaven.grains import Grains
 from sandhaven.identity import Identity
 from sandhaven.mail import Mailer
 from sandhaven.packages.service import PackageService
+from sandhaven.sandbox.spec import Limits
 from sandhaven.store import Store
 from sandhaven.store.secrets import server_secret
+from sandhaven.supervisor import Supervisor, SupervisorConfig
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,10 @@ class Services:
     mailer: Mailer
     identity: Identity
     secrets: ServerSecrets
-    # Parts added by later layers (packages, supervisor, grains…), by name.
+    # Parts added by later layers, by name, and routers they add to the shell/API.
     extra: dict[str, Any] = field(default_factory=dict)
+    supervisor: Supervisor | None = None
+    grains: Grains | None = None
 
     @classmethod
     def build(cls, settings: Settings, store: Store | None = None) -> Services:
@@ -50,7 +55,22 @@ class Services:
             "/api/v1/packages": packages.limits.max_spk_bytes,
             "/apps/upload": packages.limits.max_spk_bytes + 64 * 1024,
         })
+        grains = Grains(store, settings.data_dir, packages.packages_dir, None,
+                        Limits.from_settings(settings), settings.grains_trash_days)
+        supervisor = Supervisor(grains.spec_for, SupervisorConfig.from_settings(settings))
+        grains.supervisor = supervisor
+        services.supervisor, services.grains = supervisor, grains
         return services
+
+    async def start(self) -> None:
+        """Start what runs in the background: the supervisor. Raises SandboxUnavailable."""
+        if self.supervisor is not None:
+            await self.supervisor.start()
+
+    async def close(self) -> None:
+        """Stop every grain cleanly, then the supervisor."""
+        if self.supervisor is not None:
+            await self.supervisor.close()
 
     @property
     def packages(self) -> PackageService:

@@ -132,3 +132,28 @@ class InstalledApp(BaseModel):
     short_description: str
     actions: list[str] = Field(description="noun phrases of the app's actions")
     package_ids: list[str] = Field(description="every installed package, newest first")
+
+
+class GrainCreate(Strict):
+    app_id: str = Field(max_length=64)
+    action: int | str = Field(0, description="The action's position or its noun phrase.")
+    title: str = Field(max_length=500)
+
+
+class GrainPatch(Strict):
+    title: str = Field(max_length=500)
+
+
+class Grain(BaseModel):
+    id: str
+    title: str
+    owner_id: str
+    app_id: str
+    app_title: str
+    package_id: str
+    state: str = Field(description="stopped, starting, running or crashed")
+    created_at: str
+    last_used_at: str | None
+    size_bytes: int
+    trashed_at: str | None
+    crash_reason: str | None

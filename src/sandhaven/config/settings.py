@@ -233,6 +233,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("grains.log_size", 1024, _parse_int(4, 1 << 20),
             "Size cap of a grain's log (its standard output and error), in KiB; "
             "older lines are dropped first.", kind="integer"),
+    Setting("grains.trash_days", 30, _parse_int(1, 3650),
+            "Days a grain stays in the trash, restorable, before it is purged with its "
+            "storage.", kind="integer"),
     Setting("sandbox.grain_uid", 64999, _parse_int(1, (1 << 32) - 2),
             "Unprivileged host user (and group) ID that grain processes run as when "
             "the server runs as root. It needs no account; give it no other use.",

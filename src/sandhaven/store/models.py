@@ -203,6 +203,8 @@ class Grain(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     trashed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # False until the first start, which runs the action; later starts continue.
+    initialized: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class Share(Base):

@@ -1,0 +1,306 @@
+"""The grain service: create, list, rename, trash, restore, purge, stop, and the
+spec the supervisor runs.
+
+Storage: ``DATA_DIR/grains/<grain ID>/var`` is the grain's ``/var``. A new
+grain's first start runs the action it was created with; every later start runs
+the manifest's continue command. Trashed grains are stopped, kept
+``grains.trash_days`` days (30 by default) and then purged with their storage.
+
+Access (until sharing): a grain is visible to its owner only; to anyone else it
+does not exist (NotFound), so IDs cannot be probed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sandhaven.errors import Conflict, InvalidInput, NotFound
+from sandhaven.packages.manifest import Manifest
+from sandhaven.sandbox.spec import GrainSpec, Limits
+from sandhaven.store import Store, new_id, utcnow
+from sandhaven.store.models import App, Grain, Package
+from sandhaven.supervisor import GrainState, Supervisor
+
+log = structlog.get_logger("sandhaven.grains")
+TITLE_MAX = 500
+
+
+@dataclass(frozen=True)
+class GrainView:
+    """A grain as the shell and API show it. ``size_bytes`` is the storage on disk."""
+
+    id: str
+    title: str
+    owner_id: str
+    app_id: str
+    app_title: str
+    package_id: str
+    action_index: int
+    created_at: datetime
+    last_used_at: datetime | None
+    size_bytes: int
+    trashed_at: datetime | None
+    state: str
+    crash_reason: str | None = None
+
+    def api(self) -> dict[str, object]:
+        return {
+            "id": self.id, "title": self.title, "owner_id": self.owner_id,
+            "app_id": self.app_id, "app_title": self.app_title,
+            "package_id": self.package_id, "state": self.state,
+            "created_at": self.created_at.isoformat() + "Z",
+            "last_used_at": self.last_used_at.isoformat() + "Z" if self.last_used_at else None,
+            "size_bytes": self.size_bytes,
+            "trashed_at": self.trashed_at.isoformat() + "Z" if self.trashed_at else None,
+            "crash_reason": self.crash_reason,
+        }
+
+
+def clean_title(raw: str) -> str:
+    """A grain title: 1–500 characters on one line, no control characters.
+    Raises InvalidInput."""
+    title = " ".join((raw or "").split())
+    if not title:
+        raise InvalidInput("Title is empty.")
+    if len(title) > TITLE_MAX:
+        raise InvalidInput(f"Title is longer than {TITLE_MAX} characters.")
+    if any(unicodedata.category(c).startswith("C") for c in title):
+        raise InvalidInput("Title contains control characters.")
+    return title
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes allocated under ``path`` (like ``du``), never following symlinks."""
+    total = 0
+    for root, dirs, files in os.walk(path, followlinks=False):
+        for name in dirs + files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            except OSError:
+                continue
+    return total
+
+
+class Grains:
+    """Grains of one server. ``supervisor`` may be None where nothing runs (the CLI)."""
+
+    def __init__(self, store: Store, data_dir: Path, packages_dir: Path,
+                 supervisor: Supervisor | None, limits: Limits, trash_days: int = 30) -> None:
+        self.store = store
+        self.grains_dir = Path(data_dir) / "grains"
+        self.packages_dir = Path(packages_dir)
+        self.supervisor = supervisor
+        self.limits = limits
+        self.trash_days = trash_days
+        self._sizes: dict[str, tuple[float, int]] = {}
+
+    # -- paths -----------------------------------------------------------------
+    def storage_dir(self, grain_id: str) -> Path:
+        return self.grains_dir / grain_id / "var"
+
+    # -- queries ---------------------------------------------------------------
+    def _view(self, s: Session, grain: Grain) -> GrainView:
+        app = s.get(App, grain.app_id)
+        state = self.supervisor.status(grain.id).value if self.supervisor else "stopped"
+        reason = None
+        if self.supervisor is not None and state == GrainState.CRASHED:
+            exit_info = self.supervisor.last_exit(grain.id)
+            reason = exit_info.reason if exit_info else "the grain stopped unexpectedly"
+        return GrainView(grain.id, grain.title, grain.owner_id, grain.app_id,
+                         app.title if app else grain.app_id, grain.package_id,
+                         grain.action_index, grain.created_at, grain.last_used_at,
+                         self._size(grain.id), grain.trashed_at, state, reason)
+
+    def _size(self, grain_id: str) -> int:
+        cached = self._sizes.get(grain_id)
+        if cached and time.monotonic() - cached[0] < 60:
+            return cached[1]
+        size = disk_usage(self.storage_dir(grain_id))
+        self._sizes[grain_id] = (time.monotonic(), size)
+        return size
+
+    def _owned(self, s: Session, user_id: str, grain_id: str) -> Grain:
+        grain = s.get(Grain, grain_id) if len(grain_id) <= 32 else None
+        if grain is None or grain.owner_id != user_id:
+            raise NotFound(f"No grain with ID {grain_id[:40]!r}.")
+        return grain
+
+    def list(self, user_id: str, *, trashed: bool = False) -> list[GrainView]:
+        """The user's grains, most recently used first; ``trashed`` lists the trash."""
+        with self.store.read() as s:
+            q = select(Grain).where(Grain.owner_id == user_id)
+            q = q.where(Grain.trashed_at.is_not(None) if trashed else Grain.trashed_at.is_(None))
+            rows = s.scalars(q).all()
+            views = [self._view(s, g) for g in rows]
+        return sorted(views, key=lambda g: g.last_used_at or g.created_at, reverse=True)
+
+    def get(self, user_id: str, grain_id: str) -> GrainView:
+        """Raises NotFound unless the grain exists and is the user's."""
+        with self.store.read() as s:
+            return self._view(s, self._owned(s, user_id, grain_id))
+
+    def package_manifest(self, package_id: str) -> Manifest:
+        with self.store.read() as s:
+            row = s.get(Package, package_id)
+            if row is None:
+                raise NotFound(f"Package {package_id} is not installed.")
+            return Manifest.model_validate(row.manifest)
+
+    # -- changes ---------------------------------------------------------------
+    def create(self, owner_id: str, app_id: str, action: int | str, title: str) -> GrainView:
+        """A new grain of the newest installed package of ``app_id``, created by one of
+        its actions (position, or noun phrase such as ``"note"``). Storage is made
+        empty; the action runs at the first start.
+
+        Raises InvalidInput (title, unknown action), NotFound (app not installed).
+        """
+        title = clean_title(title)
+        with self.store.session() as s:
+            package = s.scalars(select(Package).where(Package.app_id == app_id[:64])
+                                .order_by(Package.version.desc())).first()
+            if package is None:
+                raise NotFound(f"No app with ID {app_id[:60]!r} is installed.")
+            manifest = Manifest.model_validate(package.manifest)
+            index = _action_index(manifest, action)
+            grain = Grain(id=new_id(), owner_id=owner_id, app_id=package.app_id,
+                          package_id=package.id, title=title, action_index=index,
+                          created_at=utcnow(), size_bytes=0, initialized=False)
+            storage = self.storage_dir(grain.id)
+            storage.mkdir(parents=True, mode=0o700)
+            try:
+                s.add(grain)
+                s.flush()
+            except Exception:
+                shutil.rmtree(storage.parent, ignore_errors=True)
+                raise
+            view = self._view(s, grain)
+        log.info("grain_created", grain_id=view.id, app_id=view.app_id)
+        return view
+
+    def rename(self, user_id: str, grain_id: str, title: str) -> GrainView:
+        title = clean_title(title)
+        with self.store.session() as s:
+            grain = self._owned(s, user_id, grain_id)
+            grain.title = title
+            return self._view(s, grain)
+
+    async def trash(self, user_id: str, grain_id: str) -> GrainView:
+        """Stop the grain and move it to the trash (restorable for trash_days)."""
+        with self.store.session() as s:
+            grain = self._owned(s, user_id, grain_id)
+            if grain.trashed_at is None:
+                grain.trashed_at = utcnow()
+        await self._stop(grain_id, "trashed")
+        return self.get(user_id, grain_id)
+
+    def restore(self, user_id: str, grain_id: str) -> GrainView:
+        with self.store.session() as s:
+            grain = self._owned(s, user_id, grain_id)
+            if grain.trashed_at is None:
+                raise Conflict("This grain is not in the trash.")
+            grain.trashed_at = None
+            return self._view(s, grain)
+
+    async def purge(self, user_id: str, grain_id: str) -> None:
+        """Delete a trashed grain for good, with its storage. Raises Conflict unless
+        it is in the trash."""
+        with self.store.read() as s:
+            grain = self._owned(s, user_id, grain_id)
+            if grain.trashed_at is None:
+                raise Conflict("Move the grain to the trash before deleting it for good.")
+        await self._purge(grain_id)
+
+    async def _purge(self, grain_id: str) -> None:
+        await self._stop(grain_id, "purged")
+        with self.store.session() as s:
+            grain = s.get(Grain, grain_id)
+            if grain is not None:
+                s.delete(grain)
+        await asyncio.to_thread(shutil.rmtree, self.grains_dir / grain_id, True)
+        self._sizes.pop(grain_id, None)
+        log.info("grain_purged", grain_id=grain_id)
+
+    async def purge_expired(self) -> int:
+        """Purge every grain trashed more than trash_days ago; returns how many."""
+        cutoff = utcnow() - timedelta(days=self.trash_days)
+        with self.store.read() as s:
+            ids = s.scalars(select(Grain.id).where(Grain.trashed_at.is_not(None),
+                                                   Grain.trashed_at < cutoff)).all()
+        for grain_id in ids:
+            await self._purge(grain_id)
+        return len(ids)
+
+    async def stop(self, user_id: str, grain_id: str) -> GrainView:
+        self.get(user_id, grain_id)
+        await self._stop(grain_id, "stop")
+        return self.get(user_id, grain_id)
+
+    async def _stop(self, grain_id: str, reason: str) -> None:
+        if self.supervisor is not None:
+            await self.supervisor.stop(grain_id, reason=reason)
+        self._sizes.pop(grain_id, None)
+
+    async def ensure_running(self, grain_id: str) -> Path:
+        """Start the grain if needed (its first start runs its action) and return
+        its app socket. Raises NotFound for a trashed or unknown grain, and what
+        the supervisor raises (GrainCrashed with retry_after, GrainStartFailed)."""
+        if self.supervisor is None:
+            raise Conflict("Grains cannot run in this process.")
+        socket = await self.supervisor.ensure_running(grain_id)
+        with self.store.session() as s:
+            grain = s.get(Grain, grain_id)
+            if grain is not None:
+                grain.initialized = True
+                grain.last_used_at = utcnow()
+        return socket
+
+    def read_log(self, user_id: str, grain_id: str) -> str:
+        self.get(user_id, grain_id)
+        return self.supervisor.read_log(grain_id) if self.supervisor else ""
+
+    # -- the supervisor's input ------------------------------------------------
+    def spec_for(self, grain_id: str) -> GrainSpec:
+        """What the supervisor runs for ``grain_id``. Raises NotFound for an unknown
+        or trashed grain, so nothing starts a grain in the trash."""
+        with self.store.read() as s:
+            grain = s.get(Grain, grain_id)
+            if grain is None or grain.trashed_at is not None:
+                raise NotFound(f"No grain with ID {grain_id[:40]!r}.")
+            package = s.get(Package, grain.package_id)
+            if package is None:  # pragma: no cover - RESTRICT foreign key
+                raise NotFound(f"The package of grain {grain_id} is not installed.")
+            manifest = Manifest.model_validate(package.manifest)
+            initialized = grain.initialized
+            index = grain.action_index
+        command = (manifest.continue_command if initialized
+                   else manifest.actions[min(index, len(manifest.actions) - 1)].command)
+        storage = self.storage_dir(grain_id)
+        storage.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return GrainSpec(package_dir=self.packages_dir / package.id, storage_dir=storage,
+                         command=tuple(command.argv), app_port=manifest.app.port,
+                         env=dict(command.env), limits=self.limits)
+
+
+def _action_index(manifest: Manifest, action: int | str) -> int:
+    if isinstance(action, bool):
+        raise InvalidInput("Field 'action': give the action's position or noun phrase.")
+    if isinstance(action, int):
+        if 0 <= action < len(manifest.actions):
+            return action
+        raise InvalidInput(f"Field 'action': the app has {len(manifest.actions)} action(s); "
+                           f"{action} is not one of them.")
+    for i, candidate in enumerate(manifest.actions):
+        if candidate.noun_phrase.lower() == str(action).strip().lower():
+            return i
+    raise InvalidInput(f"Field 'action': the app has no action {str(action)[:60]!r}.")

@@ -1,0 +1,106 @@
+"""The Grains pages: the list, the trash, a grain's own page, and the forms that
+create, rename, stop, trash, restore and purge grains."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import Response
+
+from sandhaven.errors import RequestError
+from sandhaven.identity.users import UserView
+from sandhaven.shell.auth import current_user, services
+from sandhaven.shell.render import redirect, render
+
+router = APIRouter()
+
+
+def human_size(n: int) -> str:
+    """``1536`` → ``1.5 KiB``."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"  # pragma: no cover
+
+
+def _list(request: Request, user: UserView, status: int = 200, **ctx) -> Response:  # type: ignore[no-untyped-def]
+    grains = services(request).grains.list(user.id)  # type: ignore[union-attr]
+    return render(request, "grains.html", status=status, title="Grains", section="grains",
+                  grains=grains, human_size=human_size, **ctx)
+
+
+@router.get("/grains")
+def grains(request: Request, user: UserView = Depends(current_user)) -> Response:
+    return _list(request, user)
+
+
+@router.get("/grains/trash")
+def trash(request: Request, user: UserView = Depends(current_user)) -> Response:
+    svc = services(request)
+    return render(request, "trash.html", title="Trash", section="grains",
+                  grains=svc.grains.list(user.id, trashed=True),  # type: ignore[union-attr]
+                  days=svc.settings.grains_trash_days, human_size=human_size)
+
+
+@router.post("/grains/new")
+def new_grain(request: Request, user: UserView = Depends(current_user),
+              app_id: str = Form(""), action: int = Form(0), title: str = Form("")) -> Response:
+    try:
+        view = services(request).grains.create(user.id, app_id, action,  # type: ignore[union-attr]
+                                               title)
+    except RequestError as exc:
+        from sandhaven.shell.pages.apps import _page
+
+        return _page(request, exc.status, error=str(exc))
+    return redirect(f"/grains/{view.id}")
+
+
+@router.get("/grains/{grain_id}")
+def grain_page(request: Request, grain_id: str,
+               user: UserView = Depends(current_user)) -> Response:
+    svc = services(request)
+    view = svc.grains.get(user.id, grain_id)  # type: ignore[union-attr]
+    log = svc.grains.read_log(user.id, grain_id) if view.state == "crashed" else ""  # type: ignore[union-attr]
+    return render(request, "grain.html", title=view.title, section="grains", grain=view,
+                  log=log, human_size=human_size)
+
+
+@router.post("/grains/{grain_id}/rename")
+def rename(request: Request, grain_id: str, user: UserView = Depends(current_user),
+           title: str = Form("")) -> Response:
+    try:
+        services(request).grains.rename(user.id, grain_id, title)  # type: ignore[union-attr]
+    except RequestError as exc:
+        if exc.status == 404:
+            raise
+        return _list(request, user, exc.status, error=str(exc))
+    return redirect("/grains", "renamed")
+
+
+@router.post("/grains/{grain_id}/stop")
+async def stop(request: Request, grain_id: str,
+               user: UserView = Depends(current_user)) -> Response:
+    await services(request).grains.stop(user.id, grain_id)  # type: ignore[union-attr]
+    return redirect(f"/grains/{grain_id}", "stopped")
+
+
+@router.post("/grains/{grain_id}/trash")
+async def to_trash(request: Request, grain_id: str,
+                   user: UserView = Depends(current_user)) -> Response:
+    await services(request).grains.trash(user.id, grain_id)  # type: ignore[union-attr]
+    return redirect("/grains", "trashed")
+
+
+@router.post("/grains/{grain_id}/restore")
+def restore(request: Request, grain_id: str,
+            user: UserView = Depends(current_user)) -> Response:
+    services(request).grains.restore(user.id, grain_id)  # type: ignore[union-attr]
+    return redirect("/grains/trash", "restored")
+
+
+@router.post("/grains/{grain_id}/purge")
+async def purge(request: Request, grain_id: str,
+                user: UserView = Depends(current_user)) -> Response:
+    await services(request).grains.purge(user.id, grain_id)  # type: ignore[union-attr]
+    return redirect("/grains/trash", "purged")
