@@ -35,6 +35,7 @@ import stat
 import struct
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -117,6 +118,25 @@ def _read_exact(f: BinaryIO, n: int, what: str, size: int) -> bytes:
     return data
 
 
+def _hash_rest(f: BinaryIO, left: int, whole: hashlib._Hash, body: hashlib._Hash) -> None:
+    """Feed the next ``left`` bytes of ``f`` to both hashes, 1 MiB at a time. The
+    whole-file hash runs in a second thread (hashlib releases the GIL), so two
+    hashes cost about the time of one on a machine with two cores."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending: Future[None] | None = None
+        while left:
+            chunk = f.read(min(READ_CHUNK, left))
+            if not chunk:
+                raise BadFormat("The file shrank while it was being read.")
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(whole.update, chunk)
+            body.update(chunk)
+            left -= len(chunk)
+        if pending is not None:
+            pending.result()
+
+
 def verify(f: BinaryIO, limits: Limits | None = None) -> VerifiedPackage:
     """Verify the ``.spk`` open in ``f`` (binary, seekable, positioned anywhere).
 
@@ -161,14 +181,7 @@ def verify(f: BinaryIO, limits: Limits | None = None) -> VerifiedPackage:
 
     whole = hashlib.sha256(head)
     body = hashlib.sha256(head[BODY_OFFSET:])
-    left = size - HEADER_SIZE
-    while left:
-        chunk = f.read(min(READ_CHUNK, left))
-        if not chunk:
-            raise BadFormat("The file shrank while it was being read.")
-        whole.update(chunk)
-        body.update(chunk)
-        left -= len(chunk)
+    _hash_rest(f, size - HEADER_SIZE, whole, body)
     body_sha256 = body.digest()
     try:
         Ed25519PublicKey.from_public_bytes(public_key).verify(
@@ -193,24 +206,33 @@ def verify(f: BinaryIO, limits: Limits | None = None) -> VerifiedPackage:
 
 
 class _HashingSection:
-    """Reads ``length`` bytes of ``f`` from ``offset``, feeding ``hasher``."""
+    """Reads ``length`` bytes of ``f`` from ``offset``, feeding ``hasher`` in the
+    ``pool``'s one thread (in order; at most one chunk waits, so memory stays
+    bounded). :meth:`finish` drains the rest and waits for the hash."""
 
-    def __init__(self, f: BinaryIO, offset: int, length: int, hasher: hashlib._Hash) -> None:
+    def __init__(self, f: BinaryIO, offset: int, length: int, hasher: hashlib._Hash,
+                 pool: ThreadPoolExecutor) -> None:
         f.seek(offset)
         self._f = f
         self._left = length
         self._hasher = hasher
+        self._pool = pool
+        self._pending: Future[None] | None = None
 
     def read(self, n: int = -1) -> bytes:
         n = self._left if n is None or n < 0 else min(n, self._left)
         data = self._f.read(n) if n else b""
         self._left -= len(data)
-        self._hasher.update(data)
+        if self._pending is not None:
+            self._pending.result()
+        self._pending = self._pool.submit(self._hasher.update, data)
         return data
 
-    def drain(self) -> None:
+    def finish(self) -> None:
         while self.read(READ_CHUNK):
             pass
+        if self._pending is not None:
+            self._pending.result()
 
 
 def extract_verified(pkg: VerifiedPackage, sink: archive.Sink,
@@ -228,10 +250,11 @@ def extract_verified(pkg: VerifiedPackage, sink: archive.Sink,
     f.seek(BODY_OFFSET)
     hasher.update(f.read(HEADER_SIZE - BODY_OFFSET))
     hasher.update(f.read(len(pkg.manifest_bytes)))
-    section = _HashingSection(f, pkg.archive_offset, pkg.archive_length, hasher)
     sizes = _SizeRecorder(sink)
-    result = archive.walk(section, sizes, limits)  # type: ignore[arg-type]
-    section.drain()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        section = _HashingSection(f, pkg.archive_offset, pkg.archive_length, hasher, pool)
+        result = archive.walk(section, sizes, limits)  # type: ignore[arg-type]
+        section.finish()
     if hasher.digest() != pkg.body_sha256:
         raise BadSignature("The package file changed after it was verified.")
     check_referenced_files(pkg.manifest, sizes.files, limits)
