@@ -68,3 +68,50 @@ def form_post(client: TestClient, page: str, action: str, data: dict[str, str]):
     """GET ``page`` for its CSRF token, then POST ``data`` to ``action`` with it."""
     html = client.get(page).text
     return client.post(action, data={"csrf_token": csrf_from(html), **data})
+
+
+class GrainServer:
+    """An in-process server whose lifespan ran (the supervisor runs real sandboxes),
+    with the Hello example app installed; ``client`` talks to every host."""
+
+    def __init__(self, services: Services, client: TestClient, app_id: str) -> None:
+        self.services, self.client, self.app_id = services, client, app_id
+
+    def run(self, grain_id: str) -> Path:
+        """Start the grain on the server's own loop; returns its app socket."""
+        return self.client.portal.call(self.services.grains.ensure_running, grain_id)
+
+    def browser(self, base_url: str = BASE) -> TestClient:
+        """Another client (its own cookies) on the same server and event loop: grains
+        started by its requests belong to the server's loop, as in production."""
+        client = TestClient(self.client.app, base_url=base_url, follow_redirects=False)
+        client.portal = self.client.portal
+        return client
+
+
+@pytest.fixture
+def grain_server() -> Iterator[GrainServer]:
+    from sandhaven.packages.keys import SigningKey
+    from sandhaven.packages.testing import build_hello
+    from sandhaven.sandbox.testing import make_runtime_root, remove_tree
+
+    root = make_runtime_root()  # reachable by the grain user, unlike pytest's tmp_path
+    settings = load_settings(environ={}, overrides={
+        "data_dir": str(root / "data"), "sandbox.runtime_dir": str(root / "run")})
+    services = Services.build(settings)
+    app_id = services.packages.install(build_hello(root, SigningKey.generate())).app_id
+    try:
+        with TestClient(build_app(services), base_url=BASE, follow_redirects=False) as client:
+            yield GrainServer(services, client, app_id)
+    finally:
+        services.store.close()
+        remove_tree(root)
+
+
+def bearer(client: TestClient, services: Services, email: str, name: str) -> str:
+    """Authenticate ``client`` with a personal API token of a (new) user; returns its ID."""
+    user = services.identity.users.find_by_email(email) or services.identity.users.create(
+        email, name)
+    _, token = services.identity.tokens.create(user.id, "test")
+    client.headers["Authorization"] = f"Bearer {token}"
+    return user.id

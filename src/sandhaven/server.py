@@ -1,8 +1,8 @@
 """The composition root: builds one server's parts and serves them.
 
-``build_app(services)`` gives the whole ASGI app: host routing in front (shell
-host; every other host gets a plain 404 until the gateway serves session and
-API hosts), an access log that never records query strings, then the shell.
+``build_app(services)`` gives the whole ASGI app: lifespan (supervisor,
+maintenance), an access log that never records query strings, trusted forwarded
+headers, then routing by host to the shell, session hosts and the API host.
 ``serve(settings)`` runs it under uvicorn until SIGINT/SIGTERM.
 """
 
@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import structlog
 import uvicorn
@@ -26,10 +25,24 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sandhaven import logs
 from sandhaven.config import Settings
 from sandhaven.errors import AlreadyRunning, ConfigError, SandhavenError
+from sandhaven.gateway import (
+    ApiPreflight,
+    CoalescingHttpToolsProtocol,
+    GrainProxy,
+    HostClassifier,
+    HostKind,
+    HostRouter,
+    SameOriginOnly,
+    Target,
+    TrustedForwarded,
+    UpstreamPool,
+)
+from sandhaven.gateway.resolvers import ApiResolver, SessionInit, SessionResolver
 from sandhaven.identity import ratelimit
 from sandhaven.identity.setup import SETUP_MINUTES
 from sandhaven.services import Services
 from sandhaven.shell.app import create_shell
+from sandhaven.supervisor import Supervisor
 
 log = structlog.get_logger("sandhaven.server")
 
@@ -62,31 +75,21 @@ class AccessLog:
                      ms=round((time.perf_counter() - start) * 1000, 1))
 
 
-class HostRouter:
-    """Sends requests for the shell host to the shell; any other host gets a plain 404."""
+class SupervisorActivity:
+    """The gateway's activity hook, feeding the supervisor's idle clock: a request
+    in flight or an open WebSocket keeps its grain running."""
 
-    def __init__(self, shell: ASGIApp, settings: Settings, others: ASGIApp | None = None) -> None:
-        self.shell = shell  # the shell host's app; tests reach its routes here
-        self.others = others
-        self.shell_host = urlsplit(settings.base_url).netloc.lower()
+    def __init__(self, supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self.shell(scope, receive, send)
-            return
-        host = Headers(scope=scope).get("host", "").lower()
-        if host == self.shell_host or host == self.shell_host.removesuffix(":80"):
-            await self.shell(scope, receive, send)
-        elif self.others is not None:
-            await self.others(scope, receive, send)
-        elif scope["type"] == "http":
-            body = b"<!doctype html><title>Not found</title><h1>Not found</h1>"
-            await send({"type": "http.response.start", "status": 404,
-                        "headers": [(b"content-type", b"text/html; charset=utf-8"),
-                                    (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
-        else:
-            await send({"type": "websocket.close", "code": 1008})
+    def request_started(self, target: Target) -> None:
+        self.supervisor.request_started(target.grain_id)
+
+    def request_finished(self, target: Target) -> None:
+        self.supervisor.request_finished(target.grain_id)
+
+    stream_opened = request_started
+    stream_closed = request_finished
 
 
 class Lifespan:
@@ -123,6 +126,8 @@ class Lifespan:
                 if maintenance is not None:
                     maintenance.cancel()
                 await self.services.close()
+                if self.services.upstream is not None:
+                    await self.services.upstream.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -145,8 +150,26 @@ class Lifespan:
 
 
 def build_app(services: Services) -> Lifespan:
-    """The whole ASGI app of one server (lifespan, access log, host routing, shell)."""
-    return Lifespan(AccessLog(HostRouter(create_shell(services), services.settings)), services)
+    """The whole ASGI app of one server, outermost first: lifespan, access log,
+    trusted forwarded headers, routing by host to the shell, session hosts (init
+    path, same-origin check, proxy) and the API host (preflight, proxy)."""
+    settings = services.settings
+    assert services.grains and services.grain_sessions and services.grain_tokens
+    assert services.supervisor is not None
+    classifier = HostClassifier(settings.base_url, settings.wildcard_host)
+    pool = UpstreamPool()
+    services.upstream = pool
+    activity = SupervisorActivity(services.supervisor)
+    session = SessionInit(
+        SameOriginOnly(GrainProxy(SessionResolver(services.grain_sessions, services.grains),
+                                  classifier=classifier, kind=HostKind.SESSION, pool=pool,
+                                  activity=activity), classifier=classifier),
+        services.grain_sessions, https=settings.https)
+    api = ApiPreflight(GrainProxy(ApiResolver(services.grain_tokens, services.grains),
+                                  classifier=classifier, kind=HostKind.API, pool=pool,
+                                  activity=activity))
+    router = HostRouter(create_shell(services), session, api, classifier=classifier)
+    return Lifespan(AccessLog(TrustedForwarded(router, settings.trusted_proxies)), services)
 
 
 class _Server(uvicorn.Server):
@@ -211,7 +234,10 @@ def serve(settings: Settings) -> int:
         services.runtime.record_state("base_url", settings.base_url)
         config = uvicorn.Config(app, host=settings.listen_host, port=settings.port,
                                 log_config=None, access_log=False, lifespan="on",
-                                proxy_headers=False, server_header=False,
+                                # TrustedForwarded alone decides on X-Forwarded-*; no
+                                # server or date header of uvicorn's, so grains' pass.
+                                proxy_headers=False, server_header=False, date_header=False,
+                                ws_max_size=64 << 20, http=CoalescingHttpToolsProtocol,
                                 timeout_graceful_shutdown=10)
         server = _Server(config, services)
         # uvicorn re-raises the signal that stopped it once shutdown is done; with these

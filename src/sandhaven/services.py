@@ -44,6 +44,7 @@ class Services:
     grains: Grains | None = None
     grain_sessions: GrainSessions | None = None
     grain_tokens: GrainTokens | None = None
+    upstream: Any = None  # the gateway's connection pool, set by the composition root
 
     @classmethod
     def build(cls, settings: Settings, store: Store | None = None) -> Services:

@@ -15,13 +15,13 @@ import binascii
 from typing import Any
 from urllib.parse import parse_qs
 
-from sandhaven.gateway.hosts import SCOPE_KEY
-from sandhaven.gateway.pages import send_page
-from sandhaven.gateway.target import Identity, Target
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
 
 from sandhaven.errors import Forbidden, GrainError, NotAuthenticated, RequestError
+from sandhaven.gateway.hosts import SCOPE_KEY
+from sandhaven.gateway.pages import send_page
+from sandhaven.gateway.target import Identity, Target
 from sandhaven.grains import Grains
 from sandhaven.grains.sessions import COOKIE_NAME, INIT_PATH, GrainSessions, LiveSession
 from sandhaven.grains.tokens import GrainTokens
