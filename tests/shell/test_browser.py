@@ -84,3 +84,49 @@ def test_keyboard_reaches_the_login_form(tmp_path: Path, browser):
         expect(page.get_by_role("heading", name="Grains")).to_be_visible()
     finally:
         stop_server(live)
+
+
+def test_a_grain_opens_in_its_frame_and_keeps_its_content(tmp_path: Path, browser):
+    """Install Hello, create a grain from the Apps page, write through the app on its
+    random host, stop the grain, open it again, and see the content."""
+    import subprocess
+    import sys
+
+    from sandhaven.packages.keys import SigningKey
+    from sandhaven.packages.testing import build_hello
+    from sandhaven.sandbox.testing import make_runtime_root, remove_tree
+
+    root = make_runtime_root()  # reachable by the grain user
+    data = root / "data"
+    live = start_server(data, "--dev", "--sandbox-runtime-dir", str(root / "run"))
+    try:
+        spk = build_hello(root, SigningKey.generate())
+        installed = subprocess.run([sys.executable, "-m", "sandhaven", "--data-dir", str(data),
+                                    "install", str(spk)], capture_output=True, text=True)
+        assert installed.returncode == 0, installed.stderr
+        page = browser.new_page()
+        page.goto(live.url + "/login")
+        page.get_by_role("button", name="Log in as Alice Dev").click()
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Apps").click()
+        page.get_by_role("button", name="New note").click()
+        expect(page.get_by_role("heading", name="Untitled note")).to_be_visible()
+        frame = page.frame_locator("#grain-frame")
+        expect(frame.locator("body")).to_contain_text('"x-sandstorm-permissions": "write"')
+        expect(frame.locator("body")).to_contain_text("Alice%20Dev")
+        src = page.locator("#grain-frame").get_attribute("src")
+        assert src.startswith(f"http://ui-") and f".localhost:{live.port}/" in src
+        # Write through the app itself, from inside its frame (same origin as the app).
+        app_frame = next(f for f in page.frames if f.url.startswith("http://ui-"))
+        status = app_frame.evaluate(
+            "fetch('/', {method: 'POST', body: 'hello from the browser'}).then(r => r.status)")
+        assert status == 200
+        page.get_by_role("button", name="Stop").click()
+        expect(page.get_by_text("Grain stopped.")).to_be_visible()
+        page.reload()
+        frame = page.frame_locator("#grain-frame")
+        expect(frame.locator("body")).to_contain_text("hello from the browser")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "shell-grain-hello.png"))
+    finally:
+        stop_server(live)
+        remove_tree(root)

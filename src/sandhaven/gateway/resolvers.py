@@ -114,6 +114,11 @@ class SessionInit:
         self.sessions = sessions
         self.https = https
 
+    @staticmethod
+    def _localhost(scope: Scope) -> bool:
+        host = Headers(scope=scope).get("host", "").rsplit(":", 1)[0].lower()
+        return host == "localhost" or host.endswith(".localhost")
+
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] != INIT_PATH:
             await self.app(scope, receive, send)
@@ -131,7 +136,16 @@ class SessionInit:
                                                  "shell.").message)
             return
         cookie = f"{COOKIE_NAME}={secret}; Path=/; HttpOnly"
-        cookie += "; Secure; SameSite=None" if self.https else "; SameSite=Lax"
+        if self.https or self._localhost(scope):
+            # The frame's host is another site than the shell's (each *.localhost
+            # name is its own site, and so is a session host under a wildcard
+            # domain on the public suffix list), so the cookie must be SameSite=None,
+            # which needs Secure (browsers treat http://*.localhost as secure), and
+            # Partitioned so that browsers blocking third-party cookies keep it for
+            # this shell.
+            cookie += "; Secure; SameSite=None; Partitioned"
+        else:
+            cookie += "; SameSite=Lax"
         await send({"type": "http.response.start", "status": 303, "headers": [
             (b"location", path.encode("latin-1", "replace")),
             (b"set-cookie", cookie.encode()),
