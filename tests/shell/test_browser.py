@@ -120,6 +120,16 @@ def test_a_grain_opens_in_its_frame_and_keeps_its_content(tmp_path: Path, browse
         status = app_frame.evaluate(
             "fetch('/', {method: 'POST', body: 'hello from the browser'}).then(r => r.status)")
         assert status == 200
+        # The app may set the shell's title and path; a message from elsewhere is ignored.
+        app_frame.evaluate("window.parent.postMessage({setTitle: 'Groceries', "
+                           "setPath: '/list?x=1'}, '*')")
+        expect(page.locator("#grain-title")).to_have_text("Groceries")
+        page.wait_for_function("location.search.includes('path=%2Flist%3Fx%3D1')")
+        # Posted first, from the shell's own window (not the app's origin): ignored.
+        page.evaluate("window.postMessage({setPath: '/forged'}, '*')")
+        app_frame.evaluate("window.parent.postMessage({setTitle: 'Groceries 2'}, '*')")
+        expect(page.locator("#grain-title")).to_have_text("Groceries 2")
+        assert "forged" not in page.url
         page.get_by_role("button", name="Stop").click()
         expect(page.get_by_text("Grain stopped.")).to_be_visible()
         page.reload()
