@@ -143,3 +143,38 @@ def test_shell_pages_create_and_list_grains(grain_server):
     assert "Untitled note" in grain_server.client.get("/grains/trash").text
     grain_server.client.post(f"/grains/{gid}/restore", data={"csrf_token": token})
     assert "Untitled note" in grain_server.client.get("/grains").text
+
+
+def test_a_crashing_grain_is_shown_crashed_with_its_log(grain_server):
+    """An app whose command dies at once: the start fails, the grain is marked
+    crashed, and its page says so with the log the app wrote."""
+    from sandhaven.packages.keys import SigningKey
+    from sandhaven.packages.testing import build_raw, hello_entries, hello_manifest
+    from sandhaven.testing import csrf_from
+
+    gs = grain_server
+    base = hello_manifest(title="Crasher")
+    command = {"argv": ["/usr/bin/python3", "-c",
+                        "import sys; print('disk full: cannot open /var/db'); sys.exit(3)"],
+               "env": {}}
+    raw = base.model_dump(mode="json")
+    raw["actions"][0]["command"] = command
+    raw["continue_command"] = command
+    from sandhaven.packages.manifest import validate_manifest
+
+    spk = build_raw(gs.services.grains.grains_dir.parent / "crasher.spk", SigningKey.generate(),
+                    validate_manifest(raw), hello_entries)
+    app_id = gs.services.packages.install(spk).app_id
+    login_as(gs.client, gs.services, "a@example.org", "Ann")
+    page = gs.client.get("/apps")
+    made = gs.client.post("/grains/new", data={"csrf_token": csrf_from(page.text),
+                                               "app_id": app_id, "action": "0", "title": "C"})
+    gid = made.headers["location"].rsplit("/", 1)[1]
+    with pytest.raises(Exception):  # noqa: B017 - the supervisor's own start failure
+        gs.run(gid)
+    state = gs.client.get(f"/api/v1/grains/{gid}",
+                          headers={"X-CSRF-Token": csrf_from(page.text)}).json()
+    assert state["state"] == "crashed" and state["crash_reason"]
+    shown = gs.client.get(f"/grains/{gid}")
+    assert "This grain crashed" in shown.text
+    assert "disk full: cannot open /var/db" in shown.text

@@ -114,7 +114,7 @@ def test_a_grain_opens_in_its_frame_and_keeps_its_content(tmp_path: Path, browse
         expect(frame.locator("body")).to_contain_text('"x-sandstorm-permissions": "write"')
         expect(frame.locator("body")).to_contain_text("Alice%20Dev")
         src = page.locator("#grain-frame").get_attribute("src")
-        assert src.startswith(f"http://ui-") and f".localhost:{live.port}/" in src
+        assert src.startswith("http://ui-") and f".localhost:{live.port}/" in src
         # Write through the app itself, from inside its frame (same origin as the app).
         app_frame = next(f for f in page.frames if f.url.startswith("http://ui-"))
         status = app_frame.evaluate(

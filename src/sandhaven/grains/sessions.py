@@ -151,6 +151,10 @@ class GrainSessions:
             ).values(initialized_at=utcnow()))
             return done.rowcount == 1
 
+    def clear_cache(self) -> None:
+        """Forget cached checks: the next request on every session is checked anew."""
+        self._cache.clear()
+
     # -- every request -------------------------------------------------------------
     def check(self, host_id: str, secret: str | None) -> LiveSession:
         """The live session behind a request's cookie on session host ``host_id``.

@@ -106,6 +106,10 @@ class GrainTokens:
             row.revoked_at = utcnow()
         self._cache.clear()
 
+    def clear_cache(self) -> None:
+        """Forget cached checks: the next request with every token is checked anew."""
+        self._cache.clear()
+
     def check(self, token: str) -> tuple[LiveSession, str]:
         """``(session-like view, manifest API path)`` for a live token. Raises
         NotAuthenticated for an unknown, revoked or powerless token."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -80,6 +81,13 @@ class Users:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        # Called after a user is suspended or deleted, so that caches of access
+        # elsewhere (grain sessions, grain tokens) drop it on the next request.
+        self.on_access_change: list[Callable[[], object]] = []
+
+    def _access_changed(self) -> None:
+        for callback in self.on_access_change:
+            callback()
 
     def create(self, email: str, name: str, *, is_admin: bool = False,
                is_dev: bool = False) -> UserView:
@@ -151,7 +159,9 @@ class Users:
             user.suspended_at = utcnow() if suspended else None
             if suspended:
                 s.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
-            return UserView.of(user)
+            view = UserView.of(user)
+        self._access_changed()
+        return view
 
     def delete(self, actor_id: str, user_id: str) -> None:
         with self.store.session() as s:
@@ -160,6 +170,7 @@ class Users:
             if user.id == actor_id:
                 raise Conflict("You cannot delete your own account here.")
             s.delete(user)
+        self._access_changed()
 
     def update_profile(self, user_id: str, *, name: str | None = None,
                        handle: str | None = None, picture_url: str | None = None,
