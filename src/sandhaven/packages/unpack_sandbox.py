@@ -58,11 +58,13 @@ def bwrap_argv(bwrap: str, output_parent: Path, fd: int, body_sha256: str, limit
             argv += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             argv += ["--ro-bind", top, top]
+    # 3. Minimal /proc, /dev and a private /tmp, before the interpreter's own
+    #    directories: those may live under /tmp (a checkout there), and a later
+    #    tmpfs would hide them. The one writable place is /out.
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for path in _python_paths(python_paths):
         argv += ["--ro-bind", path, path]
-    # 3. Minimal /proc, /dev and a private /tmp; the one writable place is /out.
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-             "--bind", str(output_parent), OUT, "--chdir", "/"]
+    argv += ["--bind", str(output_parent), OUT, "--chdir", "/"]
     # 4. Environment: nothing inherited.
     argv += ["--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8"]
     # 5. The grains' system-call filter (sandhaven.sandbox.seccomp), loaded last.
