@@ -54,8 +54,9 @@ class Gateway:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def client(self, host: str | None = None, *, granted: bool = True,
-               **kwargs: object) -> httpx.Client:
+    def client(
+        self, host: str | None = None, *, granted: bool = True, **kwargs: object
+    ) -> httpx.Client:
         """An httpx client to the gateway whose requests carry ``Host: host`` (the
         session host by default) and, if ``granted``, the fake resolver's cookie."""
         headers = {"Host": host or self.session_host}
@@ -103,10 +104,20 @@ def run_gateway(socket_path: str, *extra: str) -> Iterator[Gateway]:
     listener.listen(1024)
     port = listener.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sandhaven.testing.gateway_server",
-         "--fd", str(listener.fileno()), "--socket", socket_path,
-         "--base-url", f"http://localhost:{port}", "--wildcard", f"*.localhost:{port}",
-         *extra],
+        [
+            sys.executable,
+            "-m",
+            "sandhaven.testing.gateway_server",
+            "--fd",
+            str(listener.fileno()),
+            "--socket",
+            socket_path,
+            "--base-url",
+            f"http://localhost:{port}",
+            "--wildcard",
+            f"*.localhost:{port}",
+            *extra,
+        ],
         pass_fds=[listener.fileno()],
     )
     listener.close()

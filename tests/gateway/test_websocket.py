@@ -12,13 +12,22 @@ from websockets.sync.client import ClientConnection, connect
 from tests.gateway.conftest import Gateway
 
 
-def open_ws(gateway: Gateway, *, granted: bool = True, host: str | None = None,
-            subprotocols: list[str] | None = None) -> ClientConnection:
+def open_ws(
+    gateway: Gateway,
+    *,
+    granted: bool = True,
+    host: str | None = None,
+    subprotocols: list[str] | None = None,
+) -> ClientConnection:
     sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=60)
     headers = {"Cookie": "sandhaven_test=granted"} if granted else {}
     return connect(
-        f"ws://{host or gateway.session_host}/ws", sock=sock, additional_headers=headers,
-        max_size=64 << 20, open_timeout=30, close_timeout=30,
+        f"ws://{host or gateway.session_host}/ws",
+        sock=sock,
+        additional_headers=headers,
+        max_size=64 << 20,
+        open_timeout=30,
+        close_timeout=30,
         subprotocols=subprotocols,  # type: ignore[arg-type]
     )
 

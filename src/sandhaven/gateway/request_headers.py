@@ -27,19 +27,46 @@ from sandhaven.gateway.target import Identity
 # real clients of Sandstorm apps rely on: CSRF tokens set by JS frameworks,
 # WebDAV/CalDAV (Depth, Destination, Overwrite, Lock-Token, If, Timeout, Prefer,
 # Brief), git's smart HTTP (Git-Protocol) and ownCloud/Nextcloud sync (OC-*).
-PASSED = frozenset({
-    "accept", "accept-encoding", "accept-language",
-    "cache-control", "pragma",
-    "content-type", "content-encoding", "content-language", "content-length",
-    "content-range", "content-md5", "digest",
-    "range", "if-range", "if-match", "if-none-match", "if-modified-since",
-    "if-unmodified-since",
-    "user-agent",
-    "x-requested-with", "x-csrf-token", "x-csrftoken", "x-xsrf-token",
-    "depth", "destination", "overwrite", "lock-token", "if", "timeout", "prefer", "brief",
-    "git-protocol",
-    "oc-total-length", "oc-chunk-size", "oc-checksum", "x-oc-mtime",
-})
+PASSED = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "pragma",
+        "content-type",
+        "content-encoding",
+        "content-language",
+        "content-length",
+        "content-range",
+        "content-md5",
+        "digest",
+        "range",
+        "if-range",
+        "if-match",
+        "if-none-match",
+        "if-modified-since",
+        "if-unmodified-since",
+        "user-agent",
+        "x-requested-with",
+        "x-csrf-token",
+        "x-csrftoken",
+        "x-xsrf-token",
+        "depth",
+        "destination",
+        "overwrite",
+        "lock-token",
+        "if",
+        "timeout",
+        "prefer",
+        "brief",
+        "git-protocol",
+        "oc-total-length",
+        "oc-chunk-size",
+        "oc-checksum",
+        "x-oc-mtime",
+    }
+)
 PASSED_PREFIXES = ("x-oc-",)
 PASSED_BYTES = frozenset(name.encode() for name in PASSED)
 PASSED_PREFIXES_BYTES = tuple(prefix.encode() for prefix in PASSED_PREFIXES)
@@ -49,6 +76,7 @@ PLATFORM_COOKIE_PREFIX = "sandhaven"
 
 SANDBOX_HOST = "sandbox"
 """``Host`` of API requests (compat.md: "API requests … carry Host: sandbox")."""
+
 
 def filter_cookies(value: str) -> str:
     """``Cookie`` header value without the platform's cookies; ``""`` when none is left."""
