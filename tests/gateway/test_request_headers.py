@@ -156,3 +156,19 @@ def test_line_breaks_refused(value: bytes) -> None:
 def test_filter_cookies() -> None:
     assert filter_cookies("sandhaven=1") == ""
     assert filter_cookies(" a=1 ;; Sandhaven_x=2; b ") == "a=1; b"
+
+
+def test_powerbox_session_type_and_api_name() -> None:
+    identity = Identity(
+        user_id=None,
+        username="x",
+        permissions=("read", "write"),
+        session_id="s",
+        tab_id="ab" * 16,
+        session_type="request",
+        api="caldav",
+    )
+    headers = dict((n.decode(), v.decode()) for n, v in identity_headers(identity))
+    assert headers["x-sandstorm-session-type"] == "request"
+    assert headers["x-sandstorm-api"] == "caldav"
+    assert headers["x-sandstorm-permissions"] == "read,write"

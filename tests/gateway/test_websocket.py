@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from tests.gateway.conftest import Gateway
+from tests.gateway.conftest import Gateway, run_gateway
 
 
 def open_ws(
@@ -108,3 +109,11 @@ def test_websocket_counts_as_activity(gateway: Gateway) -> None:
             probe.send("p")
             probe.recv(timeout=30)
     assert streams() == {}
+
+
+def test_grain_down_refuses_handshake_with_502(tmp_path: Path) -> None:
+    with run_gateway(str(tmp_path / "none.sock")) as gateway:
+        with pytest.raises(InvalidStatus) as info:
+            open_ws(gateway)
+    assert info.value.response.status_code == 502
+    assert b"none.sock" not in (info.value.response.body or b"")
