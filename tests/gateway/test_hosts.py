@@ -101,3 +101,23 @@ def test_router_dispatches_and_records_the_match() -> None:
     sent = _call(router, {"type": "http", "headers": [(b"host", b"evil.example")]})
     assert sent[0]["status"] == 404
     assert b"nothing at this address" in sent[1]["body"]
+
+
+def test_repeated_host_header_reaches_nothing() -> None:
+    async def never(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raise AssertionError("routed")
+
+    router = HostRouter(
+        never, never, never, classifier=HostClassifier("http://localhost:6080", "*.localhost:6080")
+    )
+    sent = _call(
+        router,
+        {
+            "type": "http",
+            "headers": [
+                (b"host", b"localhost:6080"),
+                (b"host", f"{SESSION}.localhost:6080".encode()),
+            ],
+        },
+    )
+    assert sent[0]["status"] == 404
