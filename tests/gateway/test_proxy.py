@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from sandhaven.testing.http_grain import pattern_bytes
-from tests.gateway.conftest import Gateway, run_gateway, run_grain
+from sandhaven.testing.servers import Gateway, run_gateway, run_grain
 
 
 def echoed(response: httpx.Response) -> dict[str, list[str]]:

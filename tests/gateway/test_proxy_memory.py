@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sandhaven.testing.http_grain import pattern, pattern_sha256
-from tests.gateway.conftest import run_gateway, run_grain
+from sandhaven.testing.servers import run_gateway, run_grain
 
 GIB = 1 << 30
 SIZE = 4 * GIB

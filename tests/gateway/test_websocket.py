@@ -10,7 +10,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from tests.gateway.conftest import Gateway, run_gateway
+from sandhaven.testing.servers import Gateway, run_gateway
 
 
 def open_ws(
