@@ -10,10 +10,11 @@ back (:mod:`.response_headers` on the way), and relays WebSockets
 Memory stays bounded in both directions: the ASGI server pauses reading the
 browser's socket while a request chunk is waiting to be forwarded, the
 upstream client (:mod:`.upstream_h1`) awaits the grain socket's drain per
-chunk, and on the way back it pauses the grain's socket past 256 KiB buffered
+chunk, and on the way back it pauses the grain's socket past 1 MiB buffered
 while the ASGI server's ``send`` waits for the browser's socket to drain
-(measured: 4 GiB each way grows the gateway's peak RSS by a few MiB). ``Content-Length`` is passed
-through when the grain sent one; otherwise the response goes out chunked, each
+(measured: 4 GiB each way grows the gateway's peak RSS by a few MiB).
+``Content-Length`` is passed through when the grain sent one; otherwise the
+response goes out chunked, each
 piece as soon as the grain produced it (server-sent events are not buffered).
 
 Failures never leak detail: the grain unreachable or dying before its response
