@@ -1,5 +1,5 @@
 """Bounded memory: 4 GiB down and 4 GiB up through the gateway, byte-identical, with
-the gateway process's peak resident memory growing by less than 64 MiB (issue 5).
+the gateway process's peak resident memory growing by less than 64 MiB.
 
 Peak RSS is the kernel's ``VmHWM`` of the gateway process, reset after warm-up
 by writing ``5`` to ``/proc/<pid>/clear_refs``; the baseline is ``VmRSS`` then.

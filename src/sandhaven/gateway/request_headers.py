@@ -6,7 +6,7 @@ adds", "Request headers never passed to the app") and DESIGN.md "Identity
 headers". An **allow-list** decides what passes, as compat.md recommends: a
 header nobody thought about stays out. In particular never passed: every
 incoming ``X-Sandstorm-*`` (including ``X-Sandstorm-App-*``, which Sandstorm
-lets through; issue 5 drops them all), ``Authorization``, ``Origin``,
+lets through; Sandhaven drops them all), ``Authorization``, ``Origin``,
 ``Referer``, ``Access-Control-Request-*``, ``Via``, ``Proxy-*``, ``Sec-*``,
 ``DNT``, hop-by-hop headers, ``X-Forwarded-*`` and ``Forwarded`` (regenerated),
 and the platform's own cookies (names starting ``sandhaven``). On the API host
