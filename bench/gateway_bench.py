@@ -93,9 +93,17 @@ def grain(directory: Path) -> Iterator[tuple[str, int]]:
     tcp = _listen_tcp()
     port = tcp.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sandhaven.testing.http_grain",
-         "--fd", str(unix.fileno()), "--fd", str(tcp.fileno())],
-        pass_fds=[unix.fileno(), tcp.fileno()])
+        [
+            sys.executable,
+            "-m",
+            "sandhaven.testing.http_grain",
+            "--fd",
+            str(unix.fileno()),
+            "--fd",
+            str(tcp.fileno()),
+        ],
+        pass_fds=[unix.fileno(), tcp.fileno()],
+    )
     unix.close()
     tcp.close()
     try:
@@ -147,8 +155,9 @@ def nginx(directory: Path, socket_path: str, workers: str) -> Iterator[int]:
     conf_dir.mkdir()
     conf = conf_dir / "nginx.conf"
     user = "user root;" if os.geteuid() == 0 else ""
-    conf.write_text(NGINX_CONF.format(workers=workers, dir=conf_dir, socket=socket_path,
-                                      port=port, user=user))
+    conf.write_text(
+        NGINX_CONF.format(workers=workers, dir=conf_dir, socket=socket_path, port=port, user=user)
+    )
     proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(conf_dir)])
     try:
         _wait_http(port, proc)
@@ -163,11 +172,25 @@ def gateway(socket_path: str, processes: int = 1) -> Iterator[int]:
     accepting on one shared listening socket (the kernel spreads connections)."""
     listener = _listen_tcp()
     port = listener.getsockname()[1]
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "sandhaven.testing.gateway_server", "--fd",
-         str(listener.fileno()), "--socket", socket_path,
-         "--base-url", f"http://localhost:{port}", "--wildcard", f"*.localhost:{port}"],
-        pass_fds=[listener.fileno()]) for _ in range(processes)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sandhaven.testing.gateway_server",
+                "--fd",
+                str(listener.fileno()),
+                "--socket",
+                socket_path,
+                "--base-url",
+                f"http://localhost:{port}",
+                "--wildcard",
+                f"*.localhost:{port}",
+            ],
+            pass_fds=[listener.fileno()],
+        )
+        for _ in range(processes)
+    ]
     listener.close()
     try:
         yield port
@@ -207,8 +230,12 @@ def wrk(url: str, headers: list[str], duration: int) -> WrkResult:
     sock_errors = re.search(r"Socket errors: (.*)", out)
     if sock_errors:
         print(f"  wrk socket errors: {sock_errors.group(1)}", file=sys.stderr)
-    return WrkResult(rps, _ms(*p50.groups()), _ms(*p99.groups()),  # type: ignore[union-attr]
-                     int(errors.group(1)) if errors else 0)
+    return WrkResult(
+        rps,
+        _ms(*p50.groups()),
+        _ms(*p99.groups()),  # type: ignore[union-attr]
+        int(errors.group(1)) if errors else 0,
+    )
 
 
 def download(url: str, headers: list[str], unix_socket: str | None = None) -> float:
@@ -225,8 +252,7 @@ def download(url: str, headers: list[str], unix_socket: str | None = None) -> fl
     return float(speed) / 1e6
 
 
-def best_download(url: str, headers: list[str], runs: int,
-                  unix_socket: str | None = None) -> float:
+def best_download(url: str, headers: list[str], runs: int, unix_socket: str | None = None) -> float:
     return max(download(url, headers, unix_socket) for _ in range(runs))
 
 
@@ -239,10 +265,18 @@ def median(values: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="interleaved rounds over all paths (medians are reported)")
-    parser.add_argument("--downloads", type=int, default=3,
-                        help="1 GiB downloads per path, interleaved (the best is kept)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="interleaved rounds over all paths (medians are reported)",
+    )
+    parser.add_argument(
+        "--downloads",
+        type=int,
+        default=3,
+        help="1 GiB downloads per path, interleaved (the best is kept)",
+    )
     args = parser.parse_args()
     for tool in ("wrk", "nginx", "curl"):
         if shutil.which(tool) is None:
@@ -267,8 +301,7 @@ def main() -> None:
             "nginx (1 worker)": (f"http://127.0.0.1:{nginx_one}", []),
             "nginx (auto workers)": (f"http://127.0.0.1:{nginx_auto}", []),
             "gateway": (f"http://127.0.0.1:{gateway_port}", session(gateway_port)),
-            "gateway (2 processes)": (f"http://127.0.0.1:{gateway2_port}",
-                                      session(gateway2_port)),
+            "gateway (2 processes)": (f"http://127.0.0.1:{gateway2_port}", session(gateway2_port)),
         }
         # Every path in turn, round after round: the machine is shared, and
         # interleaving spreads any background load over all of them alike.
@@ -279,17 +312,26 @@ def main() -> None:
                 runs.setdefault(name, []).append(wrk(url + small, headers, args.duration))
         for _ in range(args.downloads):
             streams.setdefault("direct (curl on the Unix socket)", []).append(
-                download("http://grain" + big, [], unix_socket=sock))
+                download("http://grain" + big, [], unix_socket=sock)
+            )
             for name, (url, headers) in paths.items():
                 if name != "direct":
                     streams.setdefault(name, []).append(download(url + big, headers))
 
-    results = {name: WrkResult(median([r.rps for r in rs]), median([r.p50_ms for r in rs]),
-                               median([r.p99_ms for r in rs]), sum(r.errors for r in rs))
-               for name, rs in runs.items()}
+    results = {
+        name: WrkResult(
+            median([r.rps for r in rs]),
+            median([r.p50_ms for r in rs]),
+            median([r.p99_ms for r in rs]),
+            sum(r.errors for r in rs),
+        )
+        for name, rs in runs.items()
+    }
     best = {name: max(speeds) for name, speeds in streams.items()}
-    print(f"wrk: 64 connections, {args.rounds} rounds of {args.duration} s, medians; "
-          f"per-round req/s in brackets")
+    print(
+        f"wrk: 64 connections, {args.rounds} rounds of {args.duration} s, medians; "
+        f"per-round req/s in brackets"
+    )
     print("| path | req/s | p50 ms | p99 ms |")
     print("| --- | ---: | ---: | ---: |")
     for name, result in results.items():
@@ -308,17 +350,22 @@ def main() -> None:
     ratio_rps = gw.rps / ref.rps
     ratio_p99 = gw.p99_ms / ref.p99_ms
     ratio_stream = best["gateway"] / best["nginx (1 worker)"]
-    per_round = [g.rps / n.rps for g, n in zip(runs["gateway"], runs["nginx (1 worker)"],
-                                                strict=True)]
-    print("Per-round req/s ratio gateway / nginx (1 worker), same round: "
-          + ", ".join(f"{r:.2f}" for r in per_round))
+    per_round = [
+        g.rps / n.rps for g, n in zip(runs["gateway"], runs["nginx (1 worker)"], strict=True)
+    ]
+    print(
+        "Per-round req/s ratio gateway / nginx (1 worker), same round: "
+        + ", ".join(f"{r:.2f}" for r in per_round)
+    )
     print("Ratios, gateway / nginx (1 worker) [goal]:")
     print(f"  req/s   {ratio_rps:.2f}  [>= 0.5]  {'met' if ratio_rps >= 0.5 else 'NOT met'}")
     print(f"  p99     {ratio_p99:.2f}  [<= 2]    {'met' if ratio_p99 <= 2 else 'NOT met'}")
     print(f"  stream  {ratio_stream:.2f}  [>= 0.7]  {'met' if ratio_stream >= 0.7 else 'NOT met'}")
     print("Ratios, gateway / nginx (auto workers), for reference:")
-    print(f"  req/s   {gw.rps / auto.rps:.2f}   p99 {gw.p99_ms / auto.p99_ms:.2f}   "
-          f"stream {best['gateway'] / best['nginx (auto workers)']:.2f}")
+    print(
+        f"  req/s   {gw.rps / auto.rps:.2f}   p99 {gw.p99_ms / auto.p99_ms:.2f}   "
+        f"stream {best['gateway'] / best['nginx (auto workers)']:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import aiohttp
 import h11
 import httpx
 
-APP = r'''
+APP = r"""
 import sys, uvicorn
 CHUNK = b"x" * 65536
 async def app(scope, receive, send):
@@ -39,7 +39,7 @@ async def app(scope, receive, send):
                 "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": b"hello"})
 uvicorn.run(app, uds=sys.argv[1], log_level="warning", loop="uvloop", http="httptools")
-'''
+"""
 
 N_SEQ = 3000
 N_CONC = 20000
@@ -49,9 +49,11 @@ CONC = 64
 async def bench_aiohttp(sock: str) -> tuple[float, float, float]:
     conn = aiohttp.UnixConnector(path=sock, limit=0)
     async with aiohttp.ClientSession(connector=conn, auto_decompress=False) as s:
+
         async def one() -> None:
             async with s.get("http://grain/") as r:
                 await r.read()
+
         t = time.perf_counter()
         for _ in range(N_SEQ):
             await one()
@@ -71,9 +73,11 @@ async def bench_aiohttp(sock: str) -> tuple[float, float, float]:
 async def bench_httpx(sock: str) -> tuple[float, float, float]:
     transport = httpx.AsyncHTTPTransport(uds=sock, limits=httpx.Limits(max_connections=None))
     async with httpx.AsyncClient(transport=transport) as c:
+
         async def one() -> None:
             r = await c.get("http://grain/")
             r.read()
+
         t = time.perf_counter()
         for _ in range(N_SEQ):
             await one()
@@ -118,8 +122,10 @@ class H11Pool:
 
 async def bench_h11(sock: str) -> tuple[float, float, float]:
     pool = H11Pool(sock)
+
     async def one() -> None:
         await pool.get("/")
+
     t = time.perf_counter()
     for _ in range(N_SEQ):
         await one()
@@ -160,11 +166,16 @@ def main() -> None:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise SystemExit("upstream app did not start")
                 time.sleep(0.02)
-            for name, fn in (("aiohttp", bench_aiohttp), ("httpx", bench_httpx),
-                             ("h11", bench_h11)):
+            for name, fn in (
+                ("aiohttp", bench_aiohttp),
+                ("httpx", bench_httpx),
+                ("h11", bench_h11),
+            ):
                 seq, conc, mbs = uvloop.run(fn(sock))
-                print(f"{name:8} sequential {seq:7.0f} req/s   64 concurrent {conc:7.0f} req/s"
-                      f"   256 MiB download {mbs:7.0f} MB/s")
+                print(
+                    f"{name:8} sequential {seq:7.0f} req/s   64 concurrent {conc:7.0f} req/s"
+                    f"   256 MiB download {mbs:7.0f} MB/s"
+                )
         finally:
             proc.terminate()
             proc.wait(10)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from sandhaven.gateway.activity import ActivityCounter
 from sandhaven.gateway.target import Identity, Target
 
-TARGET = Target("g1", "/nonexistent.sock",
-                Identity.anonymous(session_id="s", tab_id="ab" * 16))
+TARGET = Target("g1", "/nonexistent.sock", Identity.anonymous(session_id="s", tab_id="ab" * 16))
 
 
 def test_counts_pairs() -> None:

@@ -24,12 +24,24 @@ def test_default_settings() -> None:
     assert c.shell_origin == "http://localhost:6080"
 
 
-@pytest.mark.parametrize("host", [
-    "", "localhost", "localhost:6081", "evil.example", f"{SESSION}.localhost",
-    f"{SESSION}.localhost:6081", "ui-0123.localhost:6080", f"{SESSION}0.localhost:6080",
-    f"x.{SESSION}.localhost:6080", "api.localhost", "www.localhost:6080",
-    f"{SESSION.upper()}x.localhost:6080", f"{SESSION}.localhost:6080.evil.example",
-])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "",
+        "localhost",
+        "localhost:6081",
+        "evil.example",
+        f"{SESSION}.localhost",
+        f"{SESSION}.localhost:6081",
+        "ui-0123.localhost:6080",
+        f"{SESSION}0.localhost:6080",
+        f"x.{SESSION}.localhost:6080",
+        "api.localhost",
+        "www.localhost:6080",
+        f"{SESSION.upper()}x.localhost:6080",
+        f"{SESSION}.localhost:6080.evil.example",
+    ],
+)
 def test_unknown_hosts(host: str) -> None:
     c = HostClassifier("http://localhost:6080", "*.localhost:6080")
     assert c.classify(host).kind is HostKind.UNKNOWN
@@ -70,14 +82,42 @@ def test_router_dispatches_and_records_the_match() -> None:
     def app(name: str) -> Any:
         async def inner(scope: dict[str, Any], receive: Any, send: Any) -> None:
             seen[name] = scope[SCOPE_KEY]
+
         return inner
 
-    router = HostRouter(app("shell"), app("session"), app("api"),
-                        classifier=HostClassifier("http://localhost:6080", "*.localhost:6080"))
-    for host, name in (("localhost:6080", "shell"), (f"{SESSION}.localhost:6080", "session"),
-                       ("api.localhost:6080", "api")):
+    router = HostRouter(
+        app("shell"),
+        app("session"),
+        app("api"),
+        classifier=HostClassifier("http://localhost:6080", "*.localhost:6080"),
+    )
+    for host, name in (
+        ("localhost:6080", "shell"),
+        (f"{SESSION}.localhost:6080", "session"),
+        ("api.localhost:6080", "api"),
+    ):
         _call(router, {"type": "http", "headers": [(b"host", host.encode())]})
         assert seen[name].kind.value == name
     sent = _call(router, {"type": "http", "headers": [(b"host", b"evil.example")]})
     assert sent[0]["status"] == 404
     assert b"nothing at this address" in sent[1]["body"]
+
+
+def test_repeated_host_header_reaches_nothing() -> None:
+    async def never(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raise AssertionError("routed")
+
+    router = HostRouter(
+        never, never, never, classifier=HostClassifier("http://localhost:6080", "*.localhost:6080")
+    )
+    sent = _call(
+        router,
+        {
+            "type": "http",
+            "headers": [
+                (b"host", b"localhost:6080"),
+                (b"host", f"{SESSION}.localhost:6080".encode()),
+            ],
+        },
+    )
+    assert sent[0]["status"] == 404

@@ -32,19 +32,31 @@ def status(method: str, origin: str | None, kind: str = "http") -> int | str:
     return "passed" if first["type"] == "passed" else first.get("status", first["type"])
 
 
-@pytest.mark.parametrize("method,origin", [
-    ("GET", "https://evil.example"), ("POST", None), ("POST", "null"),
-    ("POST", f"http://{SESSION}"), ("PUT", f"HTTP://{SESSION.upper()}".replace("UI-", "ui-")),
-    ("DELETE", "http://localhost:6080"), ("OPTIONS", "https://evil.example"),
-])
+@pytest.mark.parametrize(
+    "method,origin",
+    [
+        ("GET", "https://evil.example"),
+        ("POST", None),
+        ("POST", "null"),
+        ("POST", f"http://{SESSION}"),
+        ("PUT", f"HTTP://{SESSION.upper()}".replace("UI-", "ui-")),
+        ("DELETE", "http://localhost:6080"),
+        ("OPTIONS", "https://evil.example"),
+    ],
+)
 def test_passes(method: str, origin: str | None) -> None:
     assert status(method, origin) == "passed"
 
 
-@pytest.mark.parametrize("origin", [
-    "https://evil.example", "http://ui-" + "cd" * 16 + ".localhost:6080",
-    "http://api.localhost:6080", f"https://{SESSION}",
-])
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://evil.example",
+        "http://ui-" + "cd" * 16 + ".localhost:6080",
+        "http://api.localhost:6080",
+        f"https://{SESSION}",
+    ],
+)
 def test_refused(origin: str) -> None:
     assert status("POST", origin) == 403
 

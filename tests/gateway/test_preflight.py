@@ -23,8 +23,12 @@ def run(headers: list[tuple[bytes, bytes]], method: str = "OPTIONS") -> list[dic
 
 
 def test_preflight_answered() -> None:
-    sent = run([(b"access-control-request-method", b"PUT"),
-                (b"access-control-request-headers", b"authorization, content-type")])
+    sent = run(
+        [
+            (b"access-control-request-method", b"PUT"),
+            (b"access-control-request-headers", b"authorization, content-type"),
+        ]
+    )
     assert sent[0]["status"] == 204
     headers = dict(sent[0]["headers"])
     assert headers[b"access-control-allow-origin"] == b"*"
@@ -33,12 +37,17 @@ def test_preflight_answered() -> None:
 
 
 def test_garbage_request_headers_not_echoed() -> None:
-    sent = run([(b"access-control-request-method", b"PUT"),
-                (b"access-control-request-headers", b"a b\x01")])
+    sent = run(
+        [
+            (b"access-control-request-method", b"PUT"),
+            (b"access-control-request-headers", b"a b\x01"),
+        ]
+    )
     assert b"access-control-allow-headers" not in dict(sent[0]["headers"])
 
 
 def test_other_requests_pass() -> None:
     assert run([]) == [{"type": "passed-on"}]
     assert run([(b"access-control-request-method", b"PUT")], method="GET") == [
-        {"type": "passed-on"}]
+        {"type": "passed-on"}
+    ]

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from sandhaven.testing.http_grain import pattern_bytes
-from tests.gateway.conftest import Gateway, run_gateway, run_grain
+from sandhaven.testing.servers import Gateway, run_gateway, run_grain
 
 
 def echoed(response: httpx.Response) -> dict[str, list[str]]:
@@ -26,8 +26,7 @@ def test_identity_headers_exact(gateway: Gateway) -> None:
         headers = echoed(c.get("/headers"))
     origin = f"http://{gateway.session_host}"
     assert headers["x-sandstorm-user-id"] == ["0ba26e59c64ec75dedbc11679f267a40"]
-    assert headers["x-sandstorm-username"] == [
-        "Ren%C3%A9e%20Dupont%20%E6%9D%8E%E5%B0%8F%E9%BE%8D"]
+    assert headers["x-sandstorm-username"] == ["Ren%C3%A9e%20Dupont%20%E6%9D%8E%E5%B0%8F%E9%BE%8D"]
     assert headers["x-sandstorm-preferred-handle"] == ["renee"]
     assert headers["x-sandstorm-user-picture"] == ["https://localhost:6080/pictures/renee.png"]
     assert headers["x-sandstorm-user-pronouns"] == ["female"]
@@ -59,12 +58,18 @@ def test_forged_sandstorm_headers_never_arrive(gateway: Gateway) -> None:
         "Authorization": "Bearer stolen",
         "Origin": "https://evil.example",
         "Referer": "https://evil.example/page",
-        "Via": "1.1 evil", "Proxy-Authorization": "x", "DNT": "1",
-        "Sec-Fetch-Site": "cross-site", "X-Forwarded-For": "6.6.6.6",
-        "X-Forwarded-Host": "evil.example", "Forwarded": "for=6.6.6.6",
+        "Via": "1.1 evil",
+        "Proxy-Authorization": "x",
+        "DNT": "1",
+        "Sec-Fetch-Site": "cross-site",
+        "X-Forwarded-For": "6.6.6.6",
+        "X-Forwarded-Host": "evil.example",
+        "Forwarded": "for=6.6.6.6",
         "Access-Control-Request-Method": "PUT",
         "X-Unknown-Header": "not on the allow-list",
-        "Accept-Language": "fr", "If-None-Match": '"abc"', "X-Requested-With": "XMLHttpRequest",
+        "Accept-Language": "fr",
+        "If-None-Match": '"abc"',
+        "X-Requested-With": "XMLHttpRequest",
     }
     with gateway.client() as c:
         headers = echoed(c.get("/headers", headers=forged))
@@ -73,13 +78,32 @@ def test_forged_sandstorm_headers_never_arrive(gateway: Gateway) -> None:
     assert headers["x-sandstorm-username"] != ["Mallory"]
     sandstorm = {n for n in headers if n.startswith("x-sandstorm-")}
     assert sandstorm == {
-        "x-sandstorm-user-id", "x-sandstorm-username", "x-sandstorm-preferred-handle",
-        "x-sandstorm-user-picture", "x-sandstorm-user-pronouns", "x-sandstorm-permissions",
-        "x-sandstorm-session-id", "x-sandstorm-tab-id", "x-sandstorm-session-type",
-        "x-sandstorm-base-path"}
-    for name in ("authorization", "origin", "referer", "via", "proxy-authorization", "dnt",
-                 "sec-fetch-site", "x-forwarded-for", "x-forwarded-host", "forwarded",
-                 "access-control-request-method", "x-unknown-header", "x-real-ip"):
+        "x-sandstorm-user-id",
+        "x-sandstorm-username",
+        "x-sandstorm-preferred-handle",
+        "x-sandstorm-user-picture",
+        "x-sandstorm-user-pronouns",
+        "x-sandstorm-permissions",
+        "x-sandstorm-session-id",
+        "x-sandstorm-tab-id",
+        "x-sandstorm-session-type",
+        "x-sandstorm-base-path",
+    }
+    for name in (
+        "authorization",
+        "origin",
+        "referer",
+        "via",
+        "proxy-authorization",
+        "dnt",
+        "sec-fetch-site",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "forwarded",
+        "access-control-request-method",
+        "x-unknown-header",
+        "x-real-ip",
+    ):
         assert name not in headers, name
     assert headers["accept-language"] == ["fr"]
     assert headers["if-none-match"] == ['"abc"']
@@ -90,8 +114,10 @@ def test_forged_sandstorm_headers_never_arrive(gateway: Gateway) -> None:
 
 def test_platform_cookies_never_reach_the_grain(gateway: Gateway) -> None:
     with gateway.client(granted=False) as c:
-        response = c.get("/headers", headers={
-            "Cookie": "app=1; sandhaven_test=granted; SandhavenShell=secret; other=2"})
+        response = c.get(
+            "/headers",
+            headers={"Cookie": "app=1; sandhaven_test=granted; SandhavenShell=secret; other=2"},
+        )
     assert echoed(response)["cookie"] == ["app=1; other=2"]
 
 
@@ -104,8 +130,12 @@ def test_no_grant_is_403_and_never_reaches_the_grain(gateway: Gateway) -> None:
 
 
 def test_unknown_host_is_plain_404(gateway: Gateway) -> None:
-    for host in (f"evil.example:{gateway.port}", f"ui-{'3f' * 15}.localhost:{gateway.port}",
-                 f"ui-{'3F' * 16}x.localhost:{gateway.port}", f"x.api.localhost:{gateway.port}"):
+    for host in (
+        f"evil.example:{gateway.port}",
+        f"ui-{'3f' * 15}.localhost:{gateway.port}",
+        f"ui-{'3F' * 16}x.localhost:{gateway.port}",
+        f"x.api.localhost:{gateway.port}",
+    ):
         with gateway.client(host) as c:
             response = c.get("/headers")
         assert response.status_code == 404, host
@@ -115,8 +145,10 @@ def test_unknown_host_is_plain_404(gateway: Gateway) -> None:
 def test_header_value_with_line_break_is_refused(gateway: Gateway) -> None:
     # httpx refuses to send CR/LF itself; a raw socket sends an obs-fold-free bare CR.
     with socket.create_connection(("127.0.0.1", gateway.port), timeout=30) as s:
-        s.sendall(f"GET /headers HTTP/1.1\r\nHost: {gateway.session_host}\r\n"
-                  f"Cookie: sandhaven_test=granted\r\nAccept: a\rb\r\n\r\n".encode())
+        s.sendall(
+            f"GET /headers HTTP/1.1\r\nHost: {gateway.session_host}\r\n"
+            f"Cookie: sandhaven_test=granted\r\nAccept: a\rb\r\n\r\n".encode()
+        )
         status = s.recv(65536).split(b"\r\n", 1)[0]
     assert status.split()[1] == b"400"
 
@@ -139,9 +171,14 @@ def test_security_headers_replace_the_grains(gateway: Gateway) -> None:
     assert "default-src 'none'" in csp
     assert f"connect-src 'self' ws://{gateway.session_host}" in csp
     assert h["referrer-policy"] == "same-origin"
-    for name in ("x-frame-options", "access-control-allow-origin",
-                 "access-control-allow-credentials", "strict-transport-security",
-                 "www-authenticate", "alt-svc"):
+    for name in (
+        "x-frame-options",
+        "access-control-allow-origin",
+        "access-control-allow-credentials",
+        "strict-transport-security",
+        "www-authenticate",
+        "alt-svc",
+    ):
         assert name not in h, name
     assert h["x-app-header"] == "kept"
 
@@ -152,14 +189,24 @@ def test_api_host(gateway: Gateway) -> None:
         assert refused.status_code == 401
         assert refused.headers["www-authenticate"] == 'Basic realm="Sandhaven API"'
         assert refused.headers["access-control-allow-origin"] == "*"
-        response = c.get("/headers?x=1", headers={
-            "Authorization": "Bearer granted", "Cookie": "app=1",
-            "X-Sandstorm-Passthrough": "address"})
+        response = c.get(
+            "/headers?x=1",
+            headers={
+                "Authorization": "Bearer granted",
+                "Cookie": "app=1",
+                "X-Sandstorm-Passthrough": "address",
+            },
+        )
         headers = echoed(response)
         cookies = c.get("/cookies", headers={"Authorization": "Bearer granted"})
-        preflight = c.options("/anything", headers={
-            "Origin": "https://client.example", "Access-Control-Request-Method": "PROPFIND",
-            "Access-Control-Request-Headers": "authorization, depth"})
+        preflight = c.options(
+            "/anything",
+            headers={
+                "Origin": "https://client.example",
+                "Access-Control-Request-Method": "PROPFIND",
+                "Access-Control-Request-Headers": "authorization, depth",
+            },
+        )
     assert response.json()["path"] == "/api/headers"
     assert response.json()["query"] == "x=1"
     assert headers["host"] == ["sandbox"]
@@ -303,8 +350,9 @@ def test_path_and_query_pass_byte_for_byte(gateway: Gateway) -> None:
 def test_cross_site_post_refused_same_site_passes(gateway: Gateway) -> None:
     with gateway.client() as c:
         refused = c.post("/upload", content=b"x", headers={"Origin": "https://evil.example"})
-        passed = c.post("/upload", content=b"x",
-                        headers={"Origin": f"http://{gateway.session_host}"})
+        passed = c.post(
+            "/upload", content=b"x", headers={"Origin": f"http://{gateway.session_host}"}
+        )
     assert refused.status_code == 403
     assert passed.status_code == 200 and passed.json()["length"] == 1
 

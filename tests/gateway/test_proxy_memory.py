@@ -1,5 +1,5 @@
 """Bounded memory: 4 GiB down and 4 GiB up through the gateway, byte-identical, with
-the gateway process's peak resident memory growing by less than 64 MiB (issue 5).
+the gateway process's peak resident memory growing by less than 64 MiB.
 
 Peak RSS is the kernel's ``VmHWM`` of the gateway process, reset after warm-up
 by writing ``5`` to ``/proc/<pid>/clear_refs``; the baseline is ``VmRSS`` then.
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sandhaven.testing.http_grain import pattern, pattern_sha256
-from tests.gateway.conftest import run_gateway, run_grain
+from sandhaven.testing.servers import run_gateway, run_grain
 
 GIB = 1 << 30
 SIZE = 4 * GIB
@@ -31,8 +31,11 @@ def kib(pid: int, field: str) -> int:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_4_gib_down_and_up_in_bounded_memory(tmp_path: Path) -> None:
-    with run_grain(tmp_path) as grain, run_gateway(grain.socket_path) as gateway, \
-            gateway.client() as c:
+    with (
+        run_grain(tmp_path) as grain,
+        run_gateway(grain.socket_path) as gateway,
+        gateway.client() as c,
+    ):
         # Warm-up: imports, pools and buffers that any first transfer allocates.
         for _ in range(3):
             with c.stream("GET", f"/download?n={64 << 20}") as r:
@@ -60,10 +63,8 @@ def test_4_gib_down_and_up_in_bounded_memory(tmp_path: Path) -> None:
                 sent.update(piece)
                 yield piece
 
-        result = c.post("/upload", content=body(),
-                        headers={"Content-Length": str(SIZE)}).json()
-        assert result == {"length": SIZE, "sha256": sent.hexdigest(),
-                          "content_length": str(SIZE)}
+        result = c.post("/upload", content=body(), headers={"Content-Length": str(SIZE)}).json()
+        assert result == {"length": SIZE, "sha256": sent.hexdigest(), "content_length": str(SIZE)}
 
         growth = kib(pid, "VmHWM") - baseline
         print(f"gateway peak RSS growth over 4 GiB down + 4 GiB up: {growth / (1 << 20):.1f} MiB")

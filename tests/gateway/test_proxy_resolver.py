@@ -42,9 +42,13 @@ def returning(outcome: Any) -> GrainProxy:
 
 
 @pytest.mark.parametrize("make", [proxy_with, returning], ids=["raised", "returned"])
-@pytest.mark.parametrize("error,status", [
-    (Forbidden("No access to this grain."), 403), (NotFound("No such grain."), 404),
-])
+@pytest.mark.parametrize(
+    "error,status",
+    [
+        (Forbidden("No access to this grain."), 403),
+        (NotFound("No such grain."), 404),
+    ],
+)
 def test_request_errors(make: Any, error: Exception, status: int) -> None:
     response = get(make(error))
     assert response.status_code == status
@@ -73,8 +77,9 @@ def test_wrong_host_kind_is_404_without_resolving() -> None:
 
 
 def test_missing_socket_is_502_without_detail(tmp_path: Path) -> None:
-    target = Target("g", str(tmp_path / "gone.sock"),
-                    Identity.anonymous(session_id="s", tab_id="ab" * 16))
+    target = Target(
+        "g", str(tmp_path / "gone.sock"), Identity.anonymous(session_id="s", tab_id="ab" * 16)
+    )
     response = get(proxy_with(target))
     assert response.status_code == 502
     assert "gone.sock" not in response.text

@@ -30,31 +30,48 @@ def test_session_csp() -> None:
 
 def test_session_response_headers() -> None:
     raw = [
-        (b"Content-Type", b"text/html"), (b"Set-Cookie", b"a=1; Domain=localhost; Path=/"),
-        (b"set-cookie", b"b=2"), (b"set-cookie", b"SandhavenSession=x"),
-        (b"Content-Security-Policy", b"default-src *"), (b"X-Frame-Options", b"ALLOW"),
-        (b"Access-Control-Allow-Origin", b"*"), (b"WWW-Authenticate", b"Basic"),
-        (b"Connection", b"keep-alive, x-private"), (b"X-Private", b"hop"),
-        (b"Transfer-Encoding", b"chunked"), (b"Strict-Transport-Security", b"max-age=1"),
-        (b"Public-Key-Pins", b"x"), (b"Referrer-Policy", b"unsafe-url"),
-        (b"Content-Length", b"10"), (b"X-Bad", b"a\r\nInjected: 1"),
+        (b"Content-Type", b"text/html"),
+        (b"Set-Cookie", b"a=1; Domain=localhost; Path=/"),
+        (b"set-cookie", b"b=2"),
+        (b"set-cookie", b"SandhavenSession=x"),
+        (b"Content-Security-Policy", b"default-src *"),
+        (b"X-Frame-Options", b"ALLOW"),
+        (b"Access-Control-Allow-Origin", b"*"),
+        (b"WWW-Authenticate", b"Basic"),
+        (b"Connection", b"keep-alive, x-private"),
+        (b"X-Private", b"hop"),
+        (b"Transfer-Encoding", b"chunked"),
+        (b"Strict-Transport-Security", b"max-age=1"),
+        (b"Public-Key-Pins", b"x"),
+        (b"Referrer-Policy", b"unsafe-url"),
+        (b"Content-Length", b"10"),
+        (b"X-Bad", b"a\r\nInjected: 1"),
     ]
     out = session_response_headers(raw, b"CSP")
     assert out == [
-        (b"content-type", b"text/html"), (b"set-cookie", b"a=1; Path=/"),
-        (b"set-cookie", b"b=2"), (b"content-length", b"10"),
-        (b"content-security-policy", b"CSP"), (b"referrer-policy", b"same-origin"),
+        (b"content-type", b"text/html"),
+        (b"set-cookie", b"a=1; Path=/"),
+        (b"set-cookie", b"b=2"),
+        (b"content-length", b"10"),
+        (b"content-security-policy", b"CSP"),
+        (b"referrer-policy", b"same-origin"),
     ]
 
 
 def test_api_response_headers() -> None:
-    raw = [(b"content-type", b"application/json"), (b"set-cookie", b"a=1"),
-           (b"vary", b"Accept"), (b"www-authenticate", b'Basic realm="x"'),
-           (b"access-control-allow-origin", b"https://evil.example")]
+    raw = [
+        (b"content-type", b"application/json"),
+        (b"set-cookie", b"a=1"),
+        (b"vary", b"Accept"),
+        (b"www-authenticate", b'Basic realm="x"'),
+        (b"access-control-allow-origin", b"https://evil.example"),
+    ]
     out = api_response_headers(raw)
     assert out == [
-        (b"content-type", b"application/json"), (b"www-authenticate", b'Basic realm="x"'),
-        (b"vary", b"Accept, Authorization"), (b"access-control-allow-origin", b"*"),
+        (b"content-type", b"application/json"),
+        (b"www-authenticate", b'Basic realm="x"'),
+        (b"vary", b"Accept, Authorization"),
+        (b"access-control-allow-origin", b"*"),
         (b"content-security-policy", b"default-src 'none'; sandbox"),
     ]
 

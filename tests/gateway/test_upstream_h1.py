@@ -74,8 +74,10 @@ def test_chunked_and_close_delimited_bodies(tmp_path: Path) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await read_head(reader)
         while b"/chunked" in head:
-            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                         b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+            )
             head = await read_head(reader)
         if True:
             writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil close")
@@ -124,8 +126,10 @@ def test_head_and_interim_responses(tmp_path: Path) -> None:
         if head.startswith(b"HEAD"):
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
         else:
-            writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
-                         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            writer.write(
+                b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+            )
 
     async def main() -> None:
         sock = tmp_path / "s.sock"
@@ -222,12 +226,14 @@ def test_chunked_upload_is_framed(tmp_path: Path) -> None:
         sock = tmp_path / "s.sock"
         server = await serve(sock, handler)
         client = H1Client()
-        r = await client.request(str(sock), "PUT", b"/x?y=1", [(b"host", b"sandbox")],
-                                 parts(), chunked=True)
+        r = await client.request(
+            str(sock), "PUT", b"/x?y=1", [(b"host", b"sandbox")], parts(), chunked=True
+        )
         assert r.status == 204
         r.release()
-        assert received[0] == (b"PUT /x?y=1 HTTP/1.1\r\nhost: sandbox\r\n"
-                               b"transfer-encoding: chunked\r\n\r\n")
+        assert received[0] == (
+            b"PUT /x?y=1 HTTP/1.1\r\nhost: sandbox\r\ntransfer-encoding: chunked\r\n\r\n"
+        )
         assert received[1] == b"5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n"
         await client.aclose()
         server.close()

@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from tests.gateway.conftest import Gateway
+from sandhaven.testing.servers import Gateway, run_gateway
 
 
-def open_ws(gateway: Gateway, *, granted: bool = True, host: str | None = None,
-            subprotocols: list[str] | None = None) -> ClientConnection:
+def open_ws(
+    gateway: Gateway,
+    *,
+    granted: bool = True,
+    host: str | None = None,
+    subprotocols: list[str] | None = None,
+) -> ClientConnection:
     sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=60)
     headers = {"Cookie": "sandhaven_test=granted"} if granted else {}
     return connect(
-        f"ws://{host or gateway.session_host}/ws", sock=sock, additional_headers=headers,
-        max_size=64 << 20, open_timeout=30, close_timeout=30,
+        f"ws://{host or gateway.session_host}/ws",
+        sock=sock,
+        additional_headers=headers,
+        max_size=64 << 20,
+        open_timeout=30,
+        close_timeout=30,
         subprotocols=subprotocols,  # type: ignore[arg-type]
     )
 
@@ -99,3 +109,11 @@ def test_websocket_counts_as_activity(gateway: Gateway) -> None:
             probe.send("p")
             probe.recv(timeout=30)
     assert streams() == {}
+
+
+def test_grain_down_refuses_handshake_with_502(tmp_path: Path) -> None:
+    with run_gateway(str(tmp_path / "none.sock")) as gateway:
+        with pytest.raises(InvalidStatus) as info:
+            open_ws(gateway)
+    assert info.value.response.status_code == 502
+    assert b"none.sock" not in (info.value.response.body or b"")

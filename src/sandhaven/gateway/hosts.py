@@ -91,20 +91,24 @@ class HostClassifier:
 
 
 def host_header(scope: dict[str, Any]) -> str:
-    """The ``Host`` header of an ASGI scope, or ``""`` (HTTP/1.1 requires exactly one;
-    with several, the first one is taken and the router treats mismatches as unknown)."""
+    """The ``Host`` header of an ASGI scope; ``""`` when absent or repeated (two Host
+    headers are how requests get smuggled past one router to another: RFC 9112
+    3.2 says to answer 400, here they reach nothing and get the 404)."""
+    found = ""
     for name, value in scope.get("headers", ()):
         if name == b"host":
-            return value.decode("latin-1")
-    return ""
+            if found:
+                return ""
+            found = value.decode("latin-1")
+    return found
 
 
 class HostRouter:
     """ASGI app dispatching on the ``Host`` header to the shell, session or API app.
 
     Stores the :class:`HostMatch` in ``scope["sandhaven.host"]`` for the app it
-    calls. Unknown hosts (and ``lifespan`` aside, any scope without a Host) get a
-    plain 404 page; lifespan events go to the shell app.
+    calls. Unknown, missing or repeated hosts get a plain 404 page (a refused
+    handshake for WebSockets); lifespan events go to the shell app only.
     """
 
     def __init__(self, shell: Any, session: Any, api: Any, *, classifier: HostClassifier) -> None:

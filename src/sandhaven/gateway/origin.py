@@ -32,7 +32,8 @@ class SameOriginOnly:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind not in ("http", "websocket") or (
-                kind == "http" and scope["method"] in SAFE_METHODS):
+            kind == "http" and scope["method"] in SAFE_METHODS
+        ):
             await self.app(scope, receive, send)
             return
         origin = None

@@ -37,22 +37,28 @@ def page_body(status: int, message: str | None = None) -> bytes:
     """The HTML of a plain page for ``status``; ``message`` is shown escaped."""
     title = TITLES.get(status, "Error")
     text = escape(message or title)
-    return (f"<!doctype html><meta charset=utf-8><title>{status} {escape(title)}</title>"
-            f"<h1>{status} {escape(title)}</h1><p>{text}</p>\n").encode()
+    return (
+        f"<!doctype html><meta charset=utf-8><title>{status} {escape(title)}</title>"
+        f"<h1>{status} {escape(title)}</h1><p>{text}</p>\n"
+    ).encode()
 
 
-async def send_page(send: Send, status: int, message: str | None = None,
-                    extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def send_page(
+    send: Send,
+    status: int,
+    message: str | None = None,
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     """Send a complete plain page response on an ASGI ``http`` scope."""
     body = page_body(status, message)
-    headers = [*PAGE_HEADERS, (b"content-length", str(len(body)).encode()),
-               *(extra_headers or [])]
+    headers = [*PAGE_HEADERS, (b"content-length", str(len(body)).encode()), *(extra_headers or [])]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-async def refuse(scope: dict[str, Any], receive: Any, send: Send, status: int,
-                 message: str | None = None) -> None:
+async def refuse(
+    scope: dict[str, Any], receive: Any, send: Send, status: int, message: str | None = None
+) -> None:
     """Answer any ASGI scope with ``status``: a page for HTTP, a refused handshake for
     WebSockets (uvicorn turns a close before accept into 403)."""
     if scope["type"] == "http":

@@ -10,10 +10,11 @@ back (:mod:`.response_headers` on the way), and relays WebSockets
 Memory stays bounded in both directions: the ASGI server pauses reading the
 browser's socket while a request chunk is waiting to be forwarded, the
 upstream client (:mod:`.upstream_h1`) awaits the grain socket's drain per
-chunk, and on the way back it pauses the grain's socket past 256 KiB buffered
+chunk, and on the way back it pauses the grain's socket past 1 MiB buffered
 while the ASGI server's ``send`` waits for the browser's socket to drain
-(measured: 4 GiB each way grows the gateway's peak RSS by a few MiB). ``Content-Length`` is passed
-through when the grain sent one; otherwise the response goes out chunked, each
+(measured: 4 GiB each way grows the gateway's peak RSS by a few MiB).
+``Content-Length`` is passed through when the grain sent one; otherwise the
+response goes out chunked, each
 piece as soon as the grain produced it (server-sent events are not buffered).
 
 Failures never leak detail: the grain unreachable or dying before its response
@@ -116,14 +117,17 @@ class GrainProxy:
             await self._refuse(scope, send, exc.status if exc.status >= 500 else 503, None)
             return
         if isinstance(result, RequestError):
-            await self._refuse(scope, send, result.status, result.message,
-                               getattr(result, "headers", None))
+            await self._refuse(
+                scope, send, result.status, result.message, getattr(result, "headers", None)
+            )
             return
         target: Target = result
         base_path = match.origin if self.kind is HostKind.SESSION else None
         try:
             headers = request_headers(
-                scope["headers"], target.identity, base_path=base_path,
+                scope["headers"],
+                target.identity,
+                base_path=base_path,
                 client_ip=(scope.get("client") or ("",))[0] or None,
                 websocket=kind == "websocket",
             )
@@ -146,9 +150,14 @@ class GrainProxy:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _refuse(self, scope: dict[str, Any], send: Any, status: int,
-                      message: str | None,
-                      headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    async def _refuse(
+        self,
+        scope: dict[str, Any],
+        send: Any,
+        status: int,
+        message: str | None,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         if scope["type"] == "http":
             extra = list(headers or ())
             if self.kind is HostKind.API:
@@ -181,9 +190,16 @@ class GrainProxy:
 
     # -- HTTP --------------------------------------------------------------
 
-    async def _http(self, scope: dict[str, Any], receive: Any, send: Any, target: Target,
-                    request_target: bytes, headers: list[tuple[bytes, bytes]],
-                    match: HostMatch) -> None:
+    async def _http(
+        self,
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
+        target: Target,
+        request_target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        match: HostMatch,
+    ) -> None:
         chunked = False
         has_body = False
         for name, value in scope["headers"]:
@@ -224,14 +240,21 @@ class GrainProxy:
                     # chunk pushes the deadline back (see body()).
                     async with asyncio.timeout(self.header_timeout) as deadline:
                         response = await self.pool.http.request(
-                            target.socket_path, scope["method"], request_target, headers,
-                            body(), chunked=chunked,
+                            target.socket_path,
+                            scope["method"],
+                            request_target,
+                            headers,
+                            body(),
+                            chunked=chunked,
                         )
                 else:
                     response = await _with_deadline(
-                        loop, self.header_timeout,
-                        self.pool.http.request(target.socket_path, scope["method"],
-                                               request_target, headers))
+                        loop,
+                        self.header_timeout,
+                        self.pool.http.request(
+                            target.socket_path, scope["method"], request_target, headers
+                        ),
+                    )
             except TimeoutError:
                 await send_page(send, 504)
                 return
@@ -252,14 +275,16 @@ class GrainProxy:
                 response.release()
             self.activity.request_finished(target)
 
-    async def _stream_response(self, send: Any, response: UpstreamResponse, match: HostMatch,
-                               watch: _DisconnectWatch) -> None:
+    async def _stream_response(
+        self, send: Any, response: UpstreamResponse, match: HostMatch, watch: _DisconnectWatch
+    ) -> None:
         if self.kind is HostKind.SESSION:
             out_headers = session_response_headers(response.headers, self._csp(match.origin))
         else:
             out_headers = api_response_headers(response.headers)
-        await send({"type": "http.response.start", "status": response.status,
-                    "headers": out_headers})
+        await send(
+            {"type": "http.response.start", "status": response.status, "headers": out_headers}
+        )
         while True:
             if not response.ready():
                 # About to wait on the grain: stop as soon as the browser leaves
@@ -280,8 +305,15 @@ class GrainProxy:
 
     # -- WebSocket ---------------------------------------------------------
 
-    async def _websocket(self, scope: dict[str, Any], receive: Any, send: Any, target: Target,
-                         request_target: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    async def _websocket(
+        self,
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
+        target: Target,
+        request_target: bytes,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
         message = await receive()
         if message["type"] != "websocket.connect":
             return
@@ -291,8 +323,12 @@ class GrainProxy:
         try:
             async with asyncio.timeout(self.header_timeout):
                 ws = await session.ws_connect(
-                    url, headers=str_headers, protocols=tuple(scope.get("subprotocols") or ()),
-                    autoping=True, autoclose=True, max_msg_size=self.ws_max_message,
+                    url,
+                    headers=str_headers,
+                    protocols=tuple(scope.get("subprotocols") or ()),
+                    autoping=True,
+                    autoclose=True,
+                    max_msg_size=self.ws_max_message,
                     compress=0,
                 )
         except TimeoutError:
@@ -314,8 +350,7 @@ class GrainProxy:
             self.activity.stream_closed(target)
 
 
-async def _with_deadline(loop: asyncio.AbstractEventLoop, seconds: float,
-                         awaitable: Any) -> Any:
+async def _with_deadline(loop: asyncio.AbstractEventLoop, seconds: float, awaitable: Any) -> Any:
     """``await awaitable``, raising TimeoutError after ``seconds``. The hot-path
     twin of ``asyncio.timeout`` (one timer handle, no context manager): it saves
     a few microseconds on every bodiless request."""
@@ -352,8 +387,9 @@ class _DisconnectWatch:
 
     __slots__ = ("receive", "loop", "body_state", "owner", "task", "timer", "gone")
 
-    def __init__(self, receive: Any, loop: asyncio.AbstractEventLoop,
-                 body_state: dict[str, bool]) -> None:
+    def __init__(
+        self, receive: Any, loop: asyncio.AbstractEventLoop, body_state: dict[str, bool]
+    ) -> None:
         self.receive = receive
         self.loop = loop
         self.body_state = body_state

@@ -6,7 +6,7 @@ adds", "Request headers never passed to the app") and DESIGN.md "Identity
 headers". An **allow-list** decides what passes, as compat.md recommends: a
 header nobody thought about stays out. In particular never passed: every
 incoming ``X-Sandstorm-*`` (including ``X-Sandstorm-App-*``, which Sandstorm
-lets through; issue 5 drops them all), ``Authorization``, ``Origin``,
+lets through; Sandhaven drops them all), ``Authorization``, ``Origin``,
 ``Referer``, ``Access-Control-Request-*``, ``Via``, ``Proxy-*``, ``Sec-*``,
 ``DNT``, hop-by-hop headers, ``X-Forwarded-*`` and ``Forwarded`` (regenerated),
 and the platform's own cookies (names starting ``sandhaven``). On the API host
@@ -27,19 +27,46 @@ from sandhaven.gateway.target import Identity
 # real clients of Sandstorm apps rely on: CSRF tokens set by JS frameworks,
 # WebDAV/CalDAV (Depth, Destination, Overwrite, Lock-Token, If, Timeout, Prefer,
 # Brief), git's smart HTTP (Git-Protocol) and ownCloud/Nextcloud sync (OC-*).
-PASSED = frozenset({
-    "accept", "accept-encoding", "accept-language",
-    "cache-control", "pragma",
-    "content-type", "content-encoding", "content-language", "content-length",
-    "content-range", "content-md5", "digest",
-    "range", "if-range", "if-match", "if-none-match", "if-modified-since",
-    "if-unmodified-since",
-    "user-agent",
-    "x-requested-with", "x-csrf-token", "x-csrftoken", "x-xsrf-token",
-    "depth", "destination", "overwrite", "lock-token", "if", "timeout", "prefer", "brief",
-    "git-protocol",
-    "oc-total-length", "oc-chunk-size", "oc-checksum", "x-oc-mtime",
-})
+PASSED = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "pragma",
+        "content-type",
+        "content-encoding",
+        "content-language",
+        "content-length",
+        "content-range",
+        "content-md5",
+        "digest",
+        "range",
+        "if-range",
+        "if-match",
+        "if-none-match",
+        "if-modified-since",
+        "if-unmodified-since",
+        "user-agent",
+        "x-requested-with",
+        "x-csrf-token",
+        "x-csrftoken",
+        "x-xsrf-token",
+        "depth",
+        "destination",
+        "overwrite",
+        "lock-token",
+        "if",
+        "timeout",
+        "prefer",
+        "brief",
+        "git-protocol",
+        "oc-total-length",
+        "oc-chunk-size",
+        "oc-checksum",
+        "x-oc-mtime",
+    }
+)
 PASSED_PREFIXES = ("x-oc-",)
 PASSED_BYTES = frozenset(name.encode() for name in PASSED)
 PASSED_PREFIXES_BYTES = tuple(prefix.encode() for prefix in PASSED_PREFIXES)
@@ -49,6 +76,7 @@ PLATFORM_COOKIE_PREFIX = "sandhaven"
 
 SANDBOX_HOST = "sandbox"
 """``Host`` of API requests (compat.md: "API requests … carry Host: sandbox")."""
+
 
 def filter_cookies(value: str) -> str:
     """``Cookie`` header value without the platform's cookies; ``""`` when none is left."""

@@ -27,15 +27,32 @@ from sandhaven.gateway.request_headers import PLATFORM_COOKIE_PREFIX
 
 Headers = list[tuple[bytes, bytes]]
 
-HOP_BY_HOP = frozenset({
-    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization",
-    b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade",
-})
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
 DROPPED = HOP_BY_HOP | {
-    b"content-security-policy", b"content-security-policy-report-only",
-    b"referrer-policy", b"x-frame-options", b"strict-transport-security",
-    b"public-key-pins", b"public-key-pins-report-only",
-    b"alt-svc", b"report-to", b"reporting-endpoints", b"nel", b"set-cookie2",
+    b"content-security-policy",
+    b"content-security-policy-report-only",
+    b"referrer-policy",
+    b"x-frame-options",
+    b"strict-transport-security",
+    b"public-key-pins",
+    b"public-key-pins-report-only",
+    b"alt-svc",
+    b"report-to",
+    b"reporting-endpoints",
+    b"nel",
+    b"set-cookie2",
 }
 DROPPED_PREFIXES = (b"access-control-",)
 
@@ -53,22 +70,24 @@ def session_csp(session_origin: str, shell_origin: str) -> str:
     must not post the grain's data to another site.
     """
     ws_origin = "ws" + session_origin[4:] if session_origin.startswith("http") else session_origin
-    return "; ".join([
-        "default-src 'none'",
-        "script-src 'self' 'unsafe-inline' 'unsafe-eval' data: blob:",
-        "style-src 'self' 'unsafe-inline' data: blob:",
-        "font-src 'self' data: blob:",
-        "img-src * data: blob:",
-        "media-src * data: blob:",
-        f"connect-src 'self' {ws_origin}",
-        "worker-src 'none'",
-        f"frame-src 'self' {shell_origin}",
-        f"frame-ancestors 'self' {shell_origin}",
-        "manifest-src 'self'",
-        "object-src 'none'",
-        "form-action 'self'",
-        "base-uri 'self'",
-    ])
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self' 'unsafe-inline' 'unsafe-eval' data: blob:",
+            "style-src 'self' 'unsafe-inline' data: blob:",
+            "font-src 'self' data: blob:",
+            "img-src * data: blob:",
+            "media-src * data: blob:",
+            f"connect-src 'self' {ws_origin}",
+            "worker-src 'none'",
+            f"frame-src 'self' {shell_origin}",
+            f"frame-ancestors 'self' {shell_origin}",
+            "manifest-src 'self'",
+            "object-src 'none'",
+            "form-action 'self'",
+            "base-uri 'self'",
+        ]
+    )
 
 
 def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
@@ -86,8 +105,7 @@ def rewrite_set_cookie(value: bytes) -> bytes | None:
     name = parts[0].split(b"=", 1)[0].strip()
     if not name or name.lower().startswith(PLATFORM_COOKIE_PREFIX.encode()):
         return None
-    kept = [parts[0]] + [p for p in parts[1:]
-                         if p.split(b"=", 1)[0].strip().lower() != b"domain"]
+    kept = [parts[0]] + [p for p in parts[1:] if p.split(b"=", 1)[0].strip().lower() != b"domain"]
     return b";".join(kept)
 
 
@@ -103,8 +121,13 @@ def session_response_headers(raw: Iterable[tuple[bytes, bytes]], csp: bytes) -> 
     out: Headers = []
     for name, value in raw:
         name = name.lower()
-        if (name in DROPPED or name.startswith(DROPPED_PREFIXES) or name in extra_hop
-                or name == b"www-authenticate" or _bad(value)):
+        if (
+            name in DROPPED
+            or name.startswith(DROPPED_PREFIXES)
+            or name in extra_hop
+            or name == b"www-authenticate"
+            or _bad(value)
+        ):
             continue
         if name == b"set-cookie":
             rewritten = rewrite_set_cookie(value)
@@ -126,8 +149,13 @@ def api_response_headers(raw: Iterable[tuple[bytes, bytes]]) -> Headers:
     vary: list[bytes] = []
     for name, value in raw:
         name = name.lower()
-        if (name in DROPPED or name.startswith(DROPPED_PREFIXES) or name in extra_hop
-                or name == b"set-cookie" or _bad(value)):
+        if (
+            name in DROPPED
+            or name.startswith(DROPPED_PREFIXES)
+            or name in extra_hop
+            or name == b"set-cookie"
+            or _bad(value)
+        ):
             continue
         if name == b"vary":
             vary.append(value)

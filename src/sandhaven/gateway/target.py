@@ -62,14 +62,19 @@ class Identity:
         if not _HEX32.fullmatch(self.tab_id):
             raise ValueError(f"Identity tab_id {self.tab_id!r} is not 32 lowercase hex.")
         if self.session_type not in SESSION_TYPES:
-            raise ValueError(f"Identity session_type {self.session_type!r} is not one of "
-                             f"{', '.join(SESSION_TYPES)}.")
+            raise ValueError(
+                f"Identity session_type {self.session_type!r} is not one of "
+                f"{', '.join(SESSION_TYPES)}."
+            )
         if self.handle is not None and not _HANDLE.fullmatch(self.handle):
-            raise ValueError(f"Identity handle {self.handle!r} is not [a-z0-9_] "
-                             "starting with a letter or _.")
+            raise ValueError(
+                f"Identity handle {self.handle!r} is not [a-z0-9_] starting with a letter or _."
+            )
         if self.pronouns is not None and self.pronouns not in PRONOUNS:
-            raise ValueError(f"Identity pronouns {self.pronouns!r} is not one of "
-                             f"{', '.join(PRONOUNS)} (None means neutral).")
+            raise ValueError(
+                f"Identity pronouns {self.pronouns!r} is not one of "
+                f"{', '.join(PRONOUNS)} (None means neutral)."
+            )
         for permission in self.permissions:
             if not _PERMISSION.fullmatch(permission):
                 raise ValueError(f"Identity permission {permission!r} is not a permission name.")
@@ -78,15 +83,28 @@ class Identity:
             if value is not None:
                 _single_line(name, value)
         if self.user_id is None and any((self.handle, self.picture, self.pronouns)):
-            raise ValueError("Identity of an anonymous visitor cannot carry a handle, "
-                             "picture or pronouns.")
+            raise ValueError(
+                "Identity of an anonymous visitor cannot carry a handle, picture or pronouns."
+            )
 
     @classmethod
-    def anonymous(cls, *, session_id: str, tab_id: str, permissions: tuple[str, ...] = (),
-                  session_type: str = "normal") -> Identity:
+    def anonymous(
+        cls,
+        *,
+        session_id: str,
+        tab_id: str,
+        permissions: tuple[str, ...] = (),
+        session_type: str = "normal",
+    ) -> Identity:
         """An anonymous visitor: no user ID, the username compat.md prescribes."""
-        return cls(user_id=None, username="Anonymous User", permissions=permissions,
-                   session_id=session_id, tab_id=tab_id, session_type=session_type)
+        return cls(
+            user_id=None,
+            username="Anonymous User",
+            permissions=permissions,
+            session_id=session_id,
+            tab_id=tab_id,
+            session_type=session_type,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,8 +43,9 @@ class UpstreamPool:
     """
 
     def __init__(self, *, max_idle_per_socket: int = 128, keepalive_timeout: float = 30.0) -> None:
-        self.http = H1Client(max_idle_per_socket=max_idle_per_socket,
-                             keepalive_timeout=keepalive_timeout)
+        self.http = H1Client(
+            max_idle_per_socket=max_idle_per_socket, keepalive_timeout=keepalive_timeout
+        )
         self._ws_sessions: dict[str, aiohttp.ClientSession] = {}
 
     def websocket_session(self, socket_path: str) -> aiohttp.ClientSession:
@@ -54,7 +55,8 @@ class UpstreamPool:
         if session is None or session.closed:
             session = aiohttp.ClientSession(
                 connector=aiohttp.UnixConnector(path=socket_path, limit=0),
-                timeout=_WS_TIMEOUT, cookie_jar=aiohttp.DummyCookieJar(),
+                timeout=_WS_TIMEOUT,
+                cookie_jar=aiohttp.DummyCookieJar(),
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
             )
             self._ws_sessions[socket_path] = session

@@ -88,7 +88,8 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.response.headers_complete(  # type: ignore[union-attr]
-            self.parser.get_status_code(), self.parser.should_keep_alive())
+            self.parser.get_status_code(), self.parser.should_keep_alive()
+        )
 
     def on_body(self, body: bytes) -> None:
         self.response.feed(body)  # type: ignore[union-attr]
@@ -238,8 +239,12 @@ class UpstreamResponse:
     def release(self) -> None:
         """Give the connection back (if reusable) or close it. Idempotent."""
         connection, self._connection.response = self._connection, None
-        reusable = (self._done and self._keep_alive and not self._chunks
-                    and (self.sender is None or self.sender.done()))
+        reusable = (
+            self._done
+            and self._keep_alive
+            and not self._chunks
+            and (self.sender is None or self.sender.done())
+        )
         if self.sender is not None and not self.sender.done():
             self.sender.cancel()
         if reusable and not connection.closed:
@@ -340,8 +345,12 @@ class H1Client:
                     await response.head
                 except UpstreamError:
                     response.release()
-                    if attempt == 0 and connection.reused and not response.received_any \
-                            and method in ("GET", "HEAD", "OPTIONS"):
+                    if (
+                        attempt == 0
+                        and connection.reused
+                        and not response.received_any
+                        and method in ("GET", "HEAD", "OPTIONS")
+                    ):
                         continue
                     raise
                 except BaseException:
@@ -351,8 +360,9 @@ class H1Client:
             response.sender = asyncio.ensure_future(_send_body(connection, body, chunked))
             response.sender.add_done_callback(_retrieve)
             try:
-                await asyncio.wait((response.head, response.sender),
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    (response.head, response.sender), return_when=asyncio.FIRST_COMPLETED
+                )
                 if not response.head.done():
                     exc = response.sender.exception()
                     if exc is not None and not isinstance(exc, UpstreamError):

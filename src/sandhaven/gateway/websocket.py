@@ -40,8 +40,13 @@ async def deny(scope: dict[str, Any], send: Any, status: int) -> None:
     extension when the server has it, else also as a close (403)."""
     if status != 403 and "websocket.http.response" in (scope.get("extensions") or {}):
         body = page_body(status)
-        await send({"type": "websocket.http.response.start", "status": status,
-                    "headers": [*PAGE_HEADERS, (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": status,
+                "headers": [*PAGE_HEADERS, (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "websocket.http.response.body", "body": body})
     else:
         await send({"type": "websocket.close", "code": 1008})
@@ -93,8 +98,9 @@ async def relay(ws: aiohttp.ClientWebSocketResponse, receive: Any, send: Any) ->
         for task in done:
             exc = task.exception()
             # The browser or the grain vanishing mid-send is an ordinary end.
-            if exc is not None and not isinstance(exc, (OSError, aiohttp.ClientError,
-                                                         RuntimeError)):
+            if exc is not None and not isinstance(
+                exc, (OSError, aiohttp.ClientError, RuntimeError)
+            ):
                 raise exc
     finally:
         for task in tasks:

@@ -48,7 +48,9 @@ SESSION_IDENTITY = Identity(
     pronouns="female",
 )
 API_IDENTITY = Identity.anonymous(
-    session_id="api-session", tab_id="9a8b7c6d5e4f30211203f4e5d6c7b8a9", permissions=("read",),
+    session_id="api-session",
+    tab_id="9a8b7c6d5e4f30211203f4e5d6c7b8a9",
+    permissions=("read",),
 )
 GRANT_COOKIE = "sandhaven_test=granted"
 
@@ -92,27 +94,50 @@ class ShellStub:
         if scope["type"] != "http":
             return
         if scope["path"] == "/activity":
-            body = json.dumps({"requests": dict(self.activity.requests),
-                               "streams": dict(self.activity.streams)}).encode()
+            body = json.dumps(
+                {"requests": dict(self.activity.requests), "streams": dict(self.activity.streams)}
+            ).encode()
         else:
             body = b"shell\n"
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/plain"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
-def build_app(socket_path: str, base_url: str, wildcard: str,
-              trusted_proxies: tuple[str, ...] = ()) -> Any:
+def build_app(
+    socket_path: str, base_url: str, wildcard: str, trusted_proxies: tuple[str, ...] = ()
+) -> Any:
     """The whole gateway stack around the fake resolver."""
     classifier = HostClassifier(base_url, wildcard)
     pool = UpstreamPool()
     activity = ActivityCounter()
     session = SameOriginOnly(
-        GrainProxy(FakeResolver(socket_path, HostKind.SESSION), classifier=classifier,
-                   kind=HostKind.SESSION, pool=pool, activity=activity),
-        classifier=classifier)
-    api = ApiPreflight(GrainProxy(FakeResolver(socket_path, HostKind.API), classifier=classifier,
-                                  kind=HostKind.API, pool=pool, activity=activity))
+        GrainProxy(
+            FakeResolver(socket_path, HostKind.SESSION),
+            classifier=classifier,
+            kind=HostKind.SESSION,
+            pool=pool,
+            activity=activity,
+        ),
+        classifier=classifier,
+    )
+    api = ApiPreflight(
+        GrainProxy(
+            FakeResolver(socket_path, HostKind.API),
+            classifier=classifier,
+            kind=HostKind.API,
+            pool=pool,
+            activity=activity,
+        )
+    )
     router = HostRouter(ShellStub(activity), session, api, classifier=classifier)
     return TrustedForwarded(router, trusted_proxies)
 
@@ -136,21 +161,32 @@ def main() -> None:
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--wildcard", required=True)
     parser.add_argument("--trusted-proxy", action="append", default=[])
-    parser.add_argument("--uncoalesced", action="store_true",
-                        help="uvicorn's own httptools protocol (to measure the difference)")
+    parser.add_argument(
+        "--uncoalesced",
+        action="store_true",
+        help="uvicorn's own httptools protocol (to measure the difference)",
+    )
     args = parser.parse_args()
     app = build_app(args.socket, args.base_url, args.wildcard, tuple(args.trusted_proxy))
     # proxy_headers off: TrustedForwarded alone decides about X-Forwarded-*.
     # No server/date headers of uvicorn's own: the grain's pass through.
-    config = uvicorn.Config(app, log_level="warning", proxy_headers=False, server_header=False,
-                            http="httptools" if args.uncoalesced else CoalescingHttpToolsProtocol,
-                            date_header=False, ws_max_size=64 << 20, lifespan="on",
-                            access_log=False)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        proxy_headers=False,
+        server_header=False,
+        http="httptools" if args.uncoalesced else CoalescingHttpToolsProtocol,
+        date_header=False,
+        ws_max_size=64 << 20,
+        lifespan="on",
+        access_log=False,
+    )
     server = uvicorn.Server(config)
     sock = socket.socket(fileno=args.fd)
     tune_gc()
     try:
         import uvloop
+
         uvloop.run(server.serve(sockets=[sock]))
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
         asyncio.run(server.serve(sockets=[sock]))

@@ -50,7 +50,7 @@ def pattern(n: int, chunk: int = BLOCK_SIZE) -> Iterator[bytes]:
     while sent < n:
         block = index.to_bytes(8, "big") + _BLOCK[8:]
         for start in range(0, BLOCK_SIZE, chunk):
-            piece = block[start:start + min(chunk, n - sent)]
+            piece = block[start : start + min(chunk, n - sent)]
             if not piece:
                 break
             yield piece
@@ -109,24 +109,37 @@ class GrainApp:
         await handler(scope, receive, send, query)
 
     async def route_small(self, scope: Any, receive: Any, send: Any, query: Any) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/plain"), (b"content-length", b"5")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"5")],
+            }
+        )
         await send({"type": "http.response.body", "body": b"hello"})
 
     async def route_headers(self, scope: Any, receive: Any, send: Any, query: Any) -> None:
         await drain(receive)
-        body = json.dumps({
-            "method": scope["method"], "path": scope["raw_path"].decode("latin-1"),
-            "query": scope["query_string"].decode("latin-1"),
-            "headers": [[n.decode("latin-1"), v.decode("latin-1")] for n, v in scope["headers"]],
-        }).encode()
+        body = json.dumps(
+            {
+                "method": scope["method"],
+                "path": scope["raw_path"].decode("latin-1"),
+                "query": scope["query_string"].decode("latin-1"),
+                "headers": [
+                    [n.decode("latin-1"), v.decode("latin-1")] for n, v in scope["headers"]
+                ],
+            }
+        ).encode()
         await respond(send, 200, body, b"application/json")
 
     async def route_bytes(self, scope: Any, receive: Any, send: Any, query: Any) -> None:
         data = pattern_bytes(int(query.get("n", "1024")))
         etag = b'"' + hashlib.sha256(data).hexdigest()[:16].encode() + b'"'
-        headers = [(b"content-type", b"application/octet-stream"), (b"etag", etag),
-                   (b"accept-ranges", b"bytes")]
+        headers = [
+            (b"content-type", b"application/octet-stream"),
+            (b"etag", etag),
+            (b"accept-ranges", b"bytes"),
+        ]
         status = 200
         rng = dict(scope["headers"]).get(b"range")
         if rng:
@@ -139,11 +152,12 @@ class GrainApp:
                     start, end = len(data) - int(m.group(2)), len(data) - 1
                 end = min(end, len(data) - 1)
                 headers.append((b"content-range", f"bytes {start}-{end}/{len(data)}".encode()))
-                data, status = data[start:end + 1], 206
+                data, status = data[start : end + 1], 206
         headers.append((b"content-length", str(len(data)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body",
-                    "body": b"" if scope["method"] == "HEAD" else data})
+        await send(
+            {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else data}
+        )
 
     async def route_download(self, scope: Any, receive: Any, send: Any, query: Any) -> None:
         n = int(query.get("n", "0"))
@@ -168,34 +182,52 @@ class GrainApp:
             if not message.get("more_body"):
                 break
         declared = dict(scope["headers"]).get(b"content-length")
-        body = json.dumps({"length": length, "sha256": h.hexdigest(),
-                           "content_length": declared and declared.decode()}).encode()
+        body = json.dumps(
+            {
+                "length": length,
+                "sha256": h.hexdigest(),
+                "content_length": declared and declared.decode(),
+            }
+        ).encode()
         await respond(send, 200, body, b"application/json")
 
     async def route_cookies(self, scope: Any, receive: Any, send: Any, query: Any) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"text/plain"), (b"content-length", b"2"),
-            (b"set-cookie", b"a=1; Path=/; HttpOnly"),
-            (b"set-cookie", b"b=2; Domain=localhost; Path=/"),
-            (b"set-cookie", b"c=3; Path=/; domain=.example.org; Secure"),
-            (b"set-cookie", b"sandhaven_session=evil; Path=/"),
-        ]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/plain"),
+                    (b"content-length", b"2"),
+                    (b"set-cookie", b"a=1; Path=/; HttpOnly"),
+                    (b"set-cookie", b"b=2; Domain=localhost; Path=/"),
+                    (b"set-cookie", b"c=3; Path=/; domain=.example.org; Secure"),
+                    (b"set-cookie", b"sandhaven_session=evil; Path=/"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": b"ok"})
 
-    async def route_unsafe_headers(self, scope: Any, receive: Any, send: Any,
-                                   query: Any) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"text/plain"), (b"content-length", b"2"),
-            (b"content-security-policy", b"default-src *"),
-            (b"x-frame-options", b"ALLOWALL"),
-            (b"access-control-allow-origin", b"https://evil.example"),
-            (b"access-control-allow-credentials", b"true"),
-            (b"referrer-policy", b"unsafe-url"),
-            (b"strict-transport-security", b"max-age=1"),
-            (b"www-authenticate", b'Basic realm="x"'),
-            (b"alt-svc", b'h3=":443"'),
-            (b"x-app-header", b"kept"),
-        ]})
+    async def route_unsafe_headers(self, scope: Any, receive: Any, send: Any, query: Any) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/plain"),
+                    (b"content-length", b"2"),
+                    (b"content-security-policy", b"default-src *"),
+                    (b"x-frame-options", b"ALLOWALL"),
+                    (b"access-control-allow-origin", b"https://evil.example"),
+                    (b"access-control-allow-credentials", b"true"),
+                    (b"referrer-policy", b"unsafe-url"),
+                    (b"strict-transport-security", b"max-age=1"),
+                    (b"www-authenticate", b'Basic realm="x"'),
+                    (b"alt-svc", b'h3=":443"'),
+                    (b"x-app-header", b"kept"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": b"ok"})
 
     async def route_ws_closes(self, scope: Any, receive: Any, send: Any, query: Any) -> None:
@@ -208,24 +240,45 @@ class GrainApp:
 
     async def route_sse(self, scope: Any, receive: Any, send: Any, query: Any) -> None:
         queue = self._queue(query["id"])
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream"),
+                    (b"cache-control", b"no-cache"),
+                ],
+            }
+        )
         for i in range(int(query.get("n", "3"))):
             if i:
                 await queue.get()
-            await send({"type": "http.response.body", "body": f"data: event {i}\n\n".encode(),
-                        "more_body": True})
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": f"data: event {i}\n\n".encode(),
+                    "more_body": True,
+                }
+            )
         await send({"type": "http.response.body", "body": b""})
 
     async def route_slow_head(self, scope: Any, receive: Any, send: Any, query: Any) -> None:
         await self._queue(query["id"]).get()
         await respond(send, 200, b"late\n")
 
-    async def route_hang_after_first_chunk(self, scope: Any, receive: Any, send: Any,
-                                           query: Any) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"application/octet-stream"),
-            (b"content-length", str(1 << 30).encode())]})
+    async def route_hang_after_first_chunk(
+        self, scope: Any, receive: Any, send: Any, query: Any
+    ) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/octet-stream"),
+                    (b"content-length", str(1 << 30).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": b"x" * 65536, "more_body": True})
         await asyncio.Event().wait()  # until the test kills this process
 
@@ -257,8 +310,13 @@ async def drain(receive: Any) -> None:
 
 
 async def respond(send: Any, status: int, body: bytes, ctype: bytes = b"text/plain") -> None:
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", ctype), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -267,11 +325,17 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--uds", help="Unix socket path to listen on")
-    parser.add_argument("--fd", type=int, action="append", default=[],
-                        help="inherited listening socket (repeatable)")
+    parser.add_argument(
+        "--fd",
+        type=int,
+        action="append",
+        default=[],
+        help="inherited listening socket (repeatable)",
+    )
     args = parser.parse_args()
-    config = uvicorn.Config(GrainApp(), log_level="warning", ws_max_size=64 << 20,
-                            lifespan="off", server_header=False)
+    config = uvicorn.Config(
+        GrainApp(), log_level="warning", ws_max_size=64 << 20, lifespan="off", server_header=False
+    )
     server = uvicorn.Server(config)
     sockets = [socket.socket(fileno=fd) for fd in args.fd]
     if args.uds:
