@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request, Response
 
 from sandhaven.api import schemas
-from sandhaven.errors import MailError
 from sandhaven.identity.users import UserView
 from sandhaven.shell.auth import admin_user, client_ip, current_user, services
 
@@ -113,15 +112,7 @@ def create_invite(body: schemas.InviteCreate, request: Request,
                   admin: UserView = Depends(admin_user)) -> schemas.InviteCreated:
     """Invite an address (a mail is sent) or, without ``email``, make a single-use link."""
     svc = services(request)
-    if body.email and not svc.mailer.configured():
-        raise MailError("Outgoing mail is not configured; make a link invitation instead.")
-    view, token = svc.identity.invites.create(admin.id, body.email, body.note)
-    if view.email:
-        try:
-            svc.identity.email_login.send_invite_mail(view.email, token, view.note)
-        except MailError:
-            svc.identity.invites.delete(view.id)
-            raise
+    view, token = svc.identity.invite(admin.id, body.email, body.note)
     return schemas.InviteCreated(id=view.id, email=view.email, note=view.note,
                                  created_at=view.created_at, expires_at=view.expires_at,
                                  state=view.state, url=f"{svc.settings.base_url}/invite/{token}")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sandhaven.config.runtime import RuntimeSettings
-from sandhaven.errors import Forbidden
+from sandhaven.errors import Forbidden, MailError
 from sandhaven.identity.api_tokens import ApiTokens
 from sandhaven.identity.email_login import EmailLogin
-from sandhaven.identity.invites import Invites
+from sandhaven.identity.invites import Invites, InviteView
 from sandhaven.identity.sessions import LoginSessions
 from sandhaven.identity.setup import Setup
 from sandhaven.identity.users import Users, UserView
@@ -32,6 +32,23 @@ class Identity:
         self.setup = Setup(store)
         self.invites = Invites(store)
         self.email_login = EmailLogin(store, runtime, mailer)
+
+    def invite(self, actor_id: str, email: str | None, note: str = "") -> tuple[InviteView, str]:
+        """Invite an address (a mail with the link is sent) or, without one, make a
+        single-use link; returns the invitation and its token. A mail that cannot
+        be sent leaves no invitation behind. Raises Forbidden, InvalidInput,
+        Conflict, MailError."""
+        if email and not self.mailer.configured():
+            raise MailError("Outgoing mail is not configured; make a link invitation instead, "
+                            "or set up SMTP under Admin → Settings.")
+        view, token = self.invites.create(actor_id, email or None, note)
+        if view.email:
+            try:
+                self.email_login.send_invite_mail(view.email, token, view.note)
+            except MailError:
+                self.invites.delete(view.id)
+                raise
+        return view, token
 
     @property
     def dev_mode(self) -> bool:

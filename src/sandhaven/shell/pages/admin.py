@@ -68,27 +68,12 @@ async def invite(request: Request, user: UserView = Depends(admin_user)) -> Resp
     note = str(form.get("note", ""))
     svc = services(request)
     try:
-        if email and not svc.mailer.configured():
-            raise MailError("Outgoing mail is not configured; make a link invitation instead, "
-                            "or set up SMTP under Settings.")
-        # Validate and mail before storing: a mail failure leaves no invitation behind.
-        view, token = _create_invite(svc, user.id, email or None, note)
+        view, token = svc.identity.invite(user.id, email or None, note)
     except (RequestError, MailError) as exc:
         return _users_page(request, exc.status, error=str(exc))
     if view.email:
         return redirect("/admin", "invite-sent")
     return _users_page(request, invite_link=f"{svc.settings.base_url}/invite/{token}")
-
-
-def _create_invite(svc, actor_id: str, email: str | None, note: str):  # type: ignore[no-untyped-def]
-    view, token = svc.identity.invites.create(actor_id, email, note)
-    if view.email:
-        try:
-            svc.identity.email_login.send_invite_mail(view.email, token, view.note)
-        except MailError:
-            svc.identity.invites.delete(view.id)
-            raise
-    return view, token
 
 
 @router.post("/admin/invites/{invite_id}/revoke")
