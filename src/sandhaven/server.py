@@ -96,8 +96,9 @@ class Lifespan:
     """Starts the server's background parts with the ASGI lifespan and stops them
     after the last request: the supervisor (every grain is stopped cleanly on
     shutdown) and an hourly maintenance task (purge the expired trash, prune
-    expired sessions and rate-limit records). A failure to start is kept in
-    ``startup_error`` for ``serve`` to report in one line."""
+    expired sessions and rate-limit records, remove what killed installs left).
+    A failure to start is kept in ``startup_error`` for ``serve`` to report in
+    one line."""
 
     MAINTENANCE_EVERY = 3600.0
 
@@ -145,8 +146,9 @@ class Lifespan:
         sessions = svc.identity.sessions.prune()
         with svc.store.session() as s:
             rates = ratelimit.prune(s)
+        temporaries = svc.packages.remove_stale_temporaries()
         log.info("maintenance", grains_purged=purged, sessions_pruned=sessions,
-                 rate_events_pruned=rates)
+                 rate_events_pruned=rates, stale_installs_removed=temporaries)
 
 
 def build_app(services: Services) -> Lifespan:

@@ -68,8 +68,10 @@ class Services:
         services.grain_sessions = GrainSessions(store, settings.base_url, settings.wildcard_host)
         services.grain_tokens = GrainTokens(store, services.grain_sessions)
         grains.on_trash = services.grain_sessions.revoke
-        services.identity.users.on_access_change += [services.grain_sessions.clear_cache,
-                                                     services.grain_tokens.clear_cache]
+        sessions, tokens = services.grain_sessions, services.grain_tokens
+        services.identity.users.on_access_change += [
+            lambda user_id: sessions.revoke(user_id=user_id),  # ends them for good
+            lambda user_id: tokens.clear_cache()]
         return services
 
     async def start(self) -> None:

@@ -51,6 +51,11 @@ def test_owner_reaches_the_grain_with_exact_identity_headers(grain_server):
     assert len(headers["x-sandstorm-user-id"]) == 32 and headers["x-sandstorm-user-id"] != "f" * 32
     assert headers["x-sandstorm-preferred-handle"] == "renee"
     assert headers["x-sandstorm-user-pronouns"] == "female"
+    picture = headers["x-sandstorm-user-picture"]
+    assert picture.startswith(f"{BASE}/identicon/") and picture.endswith(".svg")
+    svg = gs.client.get(picture.removeprefix(BASE))
+    assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml"
+    assert svg.text.startswith("<svg") and uid not in picture
     assert headers["x-sandstorm-base-path"] == origin
     assert headers["x-sandstorm-session-type"] == "normal"
     assert len(headers["x-sandstorm-tab-id"]) == 32
@@ -113,6 +118,8 @@ def test_revoked_sessions_are_refused_at_once(grain_server):
     admin = gs.services.identity.users.create("root@example.org", "Root", is_admin=True)
     gs.services.identity.users.set_suspended(admin.id, uid, True)
     assert browser.get("/").status_code == 403  # at once: no cache outlives a suspension
+    gs.services.identity.users.set_suspended(admin.id, uid, False)
+    assert browser.get("/").status_code == 403  # its sessions stay ended
 
 
 def test_api_host_with_bearer_and_basic_and_revocation(grain_server):
@@ -134,8 +141,14 @@ def test_api_host_with_bearer_and_basic_and_revocation(grain_server):
     assert api.get("/", headers={"Authorization": f"Basic {basic}"}).status_code == 200
     refused = api.post("/", content="hi", headers={"Authorization": f"Bearer {body['token']}"})
     assert refused.status_code == 403  # the app refuses a write without the permission
-    assert api.get("/").status_code == 401
-    assert api.get("/", headers={"Authorization": "Bearer nope"}).status_code == 401
+    for headers in ({}, {"Authorization": "Bearer nope"}):
+        refused = api.get("/", headers=headers)
+        assert refused.status_code == 401
+        # git and other Basic clients send credentials only after this challenge.
+        assert refused.headers["www-authenticate"].startswith("Basic realm=")
+    auth = {"Authorization": f"Bearer {body['token']}"}
+    for path in ("/%2e%2e/secret", "/a/%2E/b", "/a/%2e%2E"):  # clients normalise plain ..
+        assert api.get(path, headers=auth).status_code == 400, path
     token_id = body["id"]
     assert gs.client.delete(f"/api/v1/grains/{grain['id']}/api-tokens/{token_id}"
                             ).status_code == 204

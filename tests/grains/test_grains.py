@@ -178,3 +178,33 @@ def test_a_crashing_grain_is_shown_crashed_with_its_log(grain_server):
     shown = gs.client.get(f"/grains/{gid}")
     assert "This grain crashed" in shown.text
     assert "disk full: cannot open /var/db" in shown.text
+
+
+def test_a_grain_moves_to_the_newest_version_at_its_next_start(grain_server):
+    from sandhaven.packages.keys import SigningKey
+    from sandhaven.packages.testing import build_hello
+
+    gs = grain_server
+    bearer(gs.client, gs.services, "a@example.org", "Ann")
+    key = SigningKey.generate()
+    v1 = gs.services.packages.install(build_hello(gs.services.grains.grains_dir.parent / "v1",
+                                                  key, version=1))
+    gid = _new_of(gs, v1.app_id)
+    gs.run(gid)
+    with grain_http(gs.run(gid)) as app:
+        app.post("/", content="kept", headers={"X-Sandstorm-Permissions": "write"})
+    v2 = gs.services.packages.install(build_hello(gs.services.grains.grains_dir.parent / "v2",
+                                                  key, version=2, marketing_version="2.0"))
+    assert v2.app_id == v1.app_id and v2.package_id != v1.package_id
+    # Running grains keep their version until they stop.
+    assert gs.client.get(f"/api/v1/grains/{gid}").json()["package_id"] == v1.package_id
+    gs.client.post(f"/api/v1/grains/{gid}/stop")
+    with grain_http(gs.run(gid)) as app:
+        assert app.get("/").json()["note"] == "kept"
+    assert gs.client.get(f"/api/v1/grains/{gid}").json()["package_id"] == v2.package_id
+
+
+def _new_of(gs: GrainServer, app_id: str) -> str:
+    answer = gs.client.post("/api/v1/grains", json={"app_id": app_id, "title": "v"})
+    assert answer.status_code == 201
+    return answer.json()["id"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 
 class Strict(BaseModel):
@@ -166,7 +166,7 @@ class GrainSession(BaseModel):
 
 
 class GrainTokenCreate(Strict):
-    role: int | None = Field(None, description="Role position; null for full access.")
+    role: StrictInt | None = Field(None, description="Role position; null for full access.")
     label: str = Field("", max_length=200)
 
 

@@ -13,12 +13,18 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
 
-from sandhaven.errors import Forbidden, GrainError, NotAuthenticated, RequestError
+from sandhaven.errors import (
+    Forbidden,
+    GrainError,
+    InvalidInput,
+    NotAuthenticated,
+    RequestError,
+)
 from sandhaven.gateway.hosts import SCOPE_KEY
 from sandhaven.gateway.pages import send_page
 from sandhaven.gateway.target import Identity, Target
@@ -86,6 +92,26 @@ def bearer_token(headers: Headers) -> str | None:
     return None
 
 
+# git and other HTTP Basic clients send credentials only after this challenge.
+BASIC_CHALLENGE = [(b"www-authenticate", b'Basic realm="Sandhaven API", charset="UTF-8"')]
+
+
+def _challenge(message: str) -> NotAuthenticated:
+    exc = NotAuthenticated(message)
+    exc.headers = BASIC_CHALLENGE  # type: ignore[attr-defined]
+    return exc
+
+
+def _check_path(scope: Scope) -> None:
+    """Refuse ``.``/``..`` segments (raw or percent-encoded): the manifest's API path
+    is prefixed to every request, and a dot segment could climb out of it in an
+    app that normalises paths."""
+    raw = scope.get("raw_path") or scope["path"].encode()
+    for candidate in (scope["path"], unquote(raw.decode("latin-1"))):
+        if any(part in (".", "..") for part in candidate.split("/")):
+            raise InvalidInput("Paths with '.' or '..' segments are not allowed here.")
+
+
 class ApiResolver:
     """API host → Target: a grain API token (webkey) reaches its grain with its role."""
 
@@ -96,9 +122,13 @@ class ApiResolver:
     async def __call__(self, scope: Scope) -> Target:
         token = bearer_token(Headers(scope=scope))
         if token is None:
-            raise NotAuthenticated("This API needs an API token: Authorization: Bearer "
-                                   "<token>, or HTTP Basic with the token as password.")
-        live, api_path = self.tokens.check(token)
+            raise _challenge("This API needs an API token: Authorization: Bearer <token>, "
+                             "or HTTP Basic with the token as password.")
+        try:
+            live, api_path = self.tokens.check(token)
+        except NotAuthenticated as exc:
+            raise _challenge(str(exc)) from None
+        _check_path(scope)
         return Target(live.grain_id, await _socket(self.grains, live.grain_id),
                       _identity(live), path_prefix=api_path.rstrip("/") if api_path else "")
 

@@ -283,15 +283,28 @@ class Grains:
 
     # -- the supervisor's input ------------------------------------------------
     def spec_for(self, grain_id: str) -> GrainSpec:
-        """What the supervisor runs for ``grain_id``. Raises NotFound for an unknown
-        or trashed grain, so nothing starts a grain in the trash."""
-        with self.store.read() as s:
+        """What the supervisor runs for ``grain_id``, called at each start. Raises
+        NotFound for an unknown or trashed grain, so nothing starts a grain in the
+        trash.
+
+        A grain moves to the newest installed package of its app at its next
+        start (DESIGN.md "Catalog and updates"), unless that package's
+        ``min_upgradable_version`` is above the grain's version."""
+        with self.store.session() as s:
             grain = s.get(Grain, grain_id)
             if grain is None or grain.trashed_at is not None:
                 raise NotFound(f"No grain with ID {grain_id[:40]!r}.")
             package = s.get(Package, grain.package_id)
             if package is None:  # pragma: no cover - RESTRICT foreign key
                 raise NotFound(f"The package of grain {grain_id} is not installed.")
+            newest = s.scalars(select(Package).where(Package.app_id == grain.app_id)
+                               .order_by(Package.version.desc())).first()
+            if newest is not None and newest.version > package.version:
+                candidate = Manifest.model_validate(newest.manifest)
+                if candidate.app.min_upgradable_version <= package.version:
+                    log.info("grain_updated", grain_id=grain_id, from_package=package.id,
+                             to_package=newest.id)
+                    grain.package_id, package = newest.id, newest
             manifest = Manifest.model_validate(package.manifest)
             initialized = grain.initialized
             index = grain.action_index

@@ -26,6 +26,7 @@ from sqlalchemy import select, update
 
 from sandhaven.errors import Forbidden, NotFound
 from sandhaven.grains.access import Access, all_permissions
+from sandhaven.identity.identicon import identicon_key
 from sandhaven.packages.manifest import Manifest
 from sandhaven.store import Store, utcnow
 from sandhaven.store.models import Grain, GrainIdentity, GrainSession, Package, User
@@ -151,6 +152,10 @@ class GrainSessions:
             ).values(initialized_at=utcnow()))
             return done.rowcount == 1
 
+    def _identicon(self, user_id: str) -> str:
+        """The default picture URL of a user without one of their own."""
+        return f"{self.base_url}/identicon/{identicon_key(user_id)}.svg"
+
     def clear_cache(self) -> None:
         """Forget cached checks: the next request on every session is checked anew."""
         self._cache.clear()
@@ -193,7 +198,7 @@ class GrainSessions:
                 grain_id=row.grain_id, public_id=row.public_id, tab_id=row.tab_id,
                 access=access, user_id=row.user_id, identity_id=identity,
                 username=user.name, handle=user.handle or None,
-                picture=user.picture_url or None,
+                picture=user.picture_url or self._identicon(user.id),
                 pronouns=None if user.pronouns == "neutral" else user.pronouns)
 
     def revoke(self, grain_id: str | None = None, user_id: str | None = None) -> int:

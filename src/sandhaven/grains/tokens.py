@@ -161,6 +161,6 @@ class GrainTokens:
                 (key + ":tab").encode()).hexdigest()[:32],
             access=replace(access, permissions=permissions), user_id=user.id,
             identity_id=identity, username=user.name, handle=user.handle or None,
-            picture=user.picture_url or None,
+            picture=user.picture_url or self.sessions._identicon(user.id),
             pronouns=None if user.pronouns == "neutral" else user.pronouns)
         return live, manifest.app.api_path

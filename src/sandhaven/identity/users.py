@@ -81,13 +81,13 @@ class Users:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        # Called after a user is suspended or deleted, so that caches of access
-        # elsewhere (grain sessions, grain tokens) drop it on the next request.
-        self.on_access_change: list[Callable[[], object]] = []
+        # Called with the user's ID after they are suspended or deleted, so that
+        # access held elsewhere (grain sessions, cached token checks) ends at once.
+        self.on_access_change: list[Callable[[str], object]] = []
 
-    def _access_changed(self) -> None:
+    def _access_changed(self, user_id: str) -> None:
         for callback in self.on_access_change:
-            callback()
+            callback(user_id)
 
     def create(self, email: str, name: str, *, is_admin: bool = False,
                is_dev: bool = False) -> UserView:
@@ -160,7 +160,8 @@ class Users:
             if suspended:
                 s.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
             view = UserView.of(user)
-        self._access_changed()
+        if suspended:
+            self._access_changed(user_id)
         return view
 
     def delete(self, actor_id: str, user_id: str) -> None:
@@ -170,7 +171,7 @@ class Users:
             if user.id == actor_id:
                 raise Conflict("You cannot delete your own account here.")
             s.delete(user)
-        self._access_changed()
+        self._access_changed(user_id)
 
     def update_profile(self, user_id: str, *, name: str | None = None,
                        handle: str | None = None, picture_url: str | None = None,

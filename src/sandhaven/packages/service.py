@@ -5,6 +5,7 @@ all go through :mod:`sandhaven.packages.install`; this only binds its arguments.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -20,6 +21,7 @@ from sandhaven.packages.install import (
 )
 from sandhaven.packages.limits import Limits
 from sandhaven.packages.manifest import Manifest
+from sandhaven.packages.tree import remove_tree
 from sandhaven.store import Store
 from sandhaven.store.models import Package
 
@@ -45,6 +47,23 @@ class PackageService:
         what :func:`install_package` raises."""
         return install_package(self.store, self.packages_dir, source, self.limits,
                                installed_by=installed_by, sandboxed=self.sandboxed)
+
+    def remove_stale_temporaries(self, older_than: float = 3600.0) -> int:
+        """Remove install directories left by a killed install (``.install-*``), once
+        older than ``older_than`` seconds so that one still running is never
+        touched; returns how many were removed."""
+        removed = 0
+        if not self.packages_dir.is_dir():
+            return 0
+        cutoff = time.time() - older_than
+        for entry in self.packages_dir.glob(".install-*"):
+            try:
+                if entry.lstat().st_mtime < cutoff:
+                    remove_tree(entry)
+                    removed += 1
+            except OSError:
+                continue
+        return removed
 
     def uninstall(self, package_id: str) -> None:
         uninstall_package(self.store, self.packages_dir, package_id)

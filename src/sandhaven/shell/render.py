@@ -8,12 +8,25 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 
 from sandhaven.identity.service import DEV_USERS
 from sandhaven.identity.sessions import COOKIE_NAME
 from sandhaven.shell.csrf import CSRF_COOKIE, new_csrf_token, session_csrf_token
 
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+# Package text is untrusted: CommonMark with raw HTML off ("js-default" also
+# refuses javascript: and data: links), so a description can only be formatting.
+_markdown = MarkdownIt("js-default")
+
+
+def markdown(text: str) -> Markup:
+    """Render untrusted Markdown to safe HTML (no raw HTML, no script links)."""
+    return Markup(_markdown.render(text or ""))
+
+
+templates.env.filters["markdown"] = markdown
 
 # Fixed notices a redirect may name (?done=KEY); never echo text from the URL.
 NOTICES = {
