@@ -160,8 +160,9 @@ class Users:
             if suspended:
                 s.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
             view = UserView.of(user)
-        if suspended:
-            self._access_changed(user_id)
+        # Both ways: suspension ends access at once, and unsuspension must not wait
+        # for a cached refusal to expire.
+        self._access_changed(user_id)
         return view
 
     def delete(self, actor_id: str, user_id: str) -> None:
