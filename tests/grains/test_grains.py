@@ -178,6 +178,12 @@ def test_a_crashing_grain_is_shown_crashed_with_its_log(grain_server):
     shown = gs.client.get(f"/grains/{gid}")
     assert "This grain crashed" in shown.text
     assert "disk full: cannot open /var/db" in shown.text
+    log = gs.client.get(f"/grains/{gid}/log")
+    assert log.status_code == 200 and "disk full" in log.text
+    assert log.headers["content-type"].startswith("text/plain")
+    other = gs.browser()
+    login_as(other, gs.services, "b@example.org", "Bob")
+    assert other.get(f"/grains/{gid}/log").status_code == 404
 
 
 def test_a_grain_moves_to_the_newest_version_at_its_next_start(grain_server):

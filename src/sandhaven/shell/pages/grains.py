@@ -6,7 +6,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 
 from sandhaven.api.routes import RowId
 from sandhaven.errors import RequestError
@@ -106,6 +106,16 @@ def revoke_api_token(request: Request, grain_id: str, token_id: RowId,
                      user: UserView = Depends(current_user)) -> Response:
     services(request).grain_tokens.revoke(user.id, grain_id, token_id)  # type: ignore[union-attr]
     return redirect(f"/grains/{grain_id}", "token-revoked")
+
+
+@router.get("/grains/{grain_id}/log")
+def grain_log(request: Request, grain_id: str,
+              user: UserView = Depends(current_user)) -> Response:
+    """The grain's size-capped log (what its processes wrote), as plain text."""
+    text = services(request).grains.read_log(user.id, grain_id)  # type: ignore[union-attr]
+    return PlainTextResponse(text or "(the log is empty)\n", headers={
+        "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox"})
 
 
 @router.post("/grains/{grain_id}/rename")
