@@ -8,6 +8,7 @@ with a token in its query, so tokens, cookies and passwords never reach a log.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sys
@@ -42,6 +43,18 @@ def redact(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+class ShutdownCancellation(logging.Filter):
+    """uvicorn logs a request still streaming when its graceful shutdown times out
+    as an error with a traceback; it is an expected end, so say it in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, asyncio.CancelledError):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args, record.exc_info = "request_cut_at_shutdown", (), None
+        return True
+
+
 def configure(level: str = "info", fmt: str = "json") -> None:
     """Set up structlog and the standard library's logging. Safe to call twice."""
     renderer: Any = (structlog.processors.JSONRenderer() if fmt == "json"
@@ -71,5 +84,8 @@ def configure(level: str = "info", fmt: str = "json") -> None:
         lg = logging.getLogger(name)
         lg.handlers[:] = []
         lg.propagate = True
+    error_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, ShutdownCancellation) for f in error_log.filters):
+        error_log.addFilter(ShutdownCancellation())
     # Our own access log (gateway middleware) logs paths without query strings.
     logging.getLogger("uvicorn.access").disabled = True
