@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import socket
 from typing import Any
@@ -36,6 +35,7 @@ from sandhaven.gateway import (
     UpstreamPool,
 )
 from sandhaven.gateway.coalesce import CoalescingHttpToolsProtocol
+from sandhaven.gateway.tuning import tune_gc
 
 SESSION_IDENTITY = Identity(
     user_id="0ba26e59c64ec75dedbc11679f267a40",
@@ -140,16 +140,6 @@ def build_app(
     )
     router = HostRouter(ShellStub(activity), session, api, classifier=classifier)
     return TrustedForwarded(router, trusted_proxies)
-
-
-def tune_gc() -> None:
-    """Fewer, later garbage collections: move everything loaded at start-up out of
-    the collector's sight and collect the young generation less often. The
-    proxy's per-request objects are freed by reference counting; full
-    collections at CPython's default thresholds showed up as p99 spikes."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 50, 100)
 
 
 def main() -> None:
