@@ -13,6 +13,7 @@ from sandhaven.config import Settings
 from sandhaven.config.runtime import RuntimeSettings
 from sandhaven.grains import Grains
 from sandhaven.grains.sessions import GrainSessions
+from sandhaven.grains.shares import Shares
 from sandhaven.grains.tokens import GrainTokens
 from sandhaven.identity import Identity
 from sandhaven.mail import Mailer
@@ -44,6 +45,7 @@ class Services:
     grains: Grains | None = None
     grain_sessions: GrainSessions | None = None
     grain_tokens: GrainTokens | None = None
+    shares: Shares | None = None
     upstream: Any = None  # the gateway's connection pool, set by the composition root
 
     @classmethod
@@ -65,8 +67,12 @@ class Services:
         supervisor = Supervisor(grains.spec_for, SupervisorConfig.from_settings(settings))
         grains.supervisor = supervisor
         services.supervisor, services.grains = supervisor, grains
-        services.grain_sessions = GrainSessions(store, settings.base_url, settings.wildcard_host)
+        services.grain_sessions = GrainSessions(
+            store, settings.base_url, settings.wildcard_host,
+            anonymous_allowed=lambda: bool(runtime.get("sharing.anonymous")))
         services.grain_tokens = GrainTokens(store, services.grain_sessions)
+        services.shares = Shares(store, services.grain_sessions, grains)
+        services.shares.on_change.append(services.grain_tokens.clear_cache)
         grains.on_trash = services.grain_sessions.revoke
         sessions, tokens = services.grain_sessions, services.grain_tokens
         services.identity.users.on_access_change += [

@@ -1,4 +1,5 @@
-"""``/api/v1/grains``: create, list, read, rename, trash, restore, purge, stop, log."""
+"""``/api/v1/grains``: create, list, read, rename, trash, restore, purge, stop, log,
+sessions, API tokens, sharing links and who has access."""
 
 from __future__ import annotations
 
@@ -8,17 +9,24 @@ from fastapi.responses import PlainTextResponse
 from sandhaven.api import schemas
 from sandhaven.api.routes import RowId
 from sandhaven.grains import Grains, GrainView
+from sandhaven.grains.shares import Shares, ShareView
 from sandhaven.identity.users import UserView
 from sandhaven.shell.auth import current_user, services
 
 router = APIRouter(tags=["grains"])
-ERRORS = {code: {"model": schemas.ErrorBody} for code in (400, 401, 403, 404, 409, 422)}
+ERRORS = {code: {"model": schemas.ErrorBody} for code in (400, 401, 403, 404, 409, 410, 422)}
 
 
 def _grains(request: Request) -> Grains:
     grains = services(request).grains
     assert grains is not None
     return grains
+
+
+def _shares(request: Request) -> Shares:
+    shares = services(request).shares
+    assert shares is not None
+    return shares
 
 
 def _out(view: GrainView) -> schemas.Grain:
@@ -33,9 +41,12 @@ def create_grain(body: schemas.GrainCreate, request: Request,
 
 
 @router.get("/grains", response_model=list[schemas.Grain], responses=ERRORS)
-def list_grains(request: Request, trash: bool = False,
+def list_grains(request: Request, trash: bool = False, shared: bool = False,
                 user: UserView = Depends(current_user)) -> list[schemas.Grain]:
-    """The caller's grains (``?trash=true``: those in the trash)."""
+    """The caller's grains (``?trash=true``: those in the trash; ``?shared=true``:
+    grains others shared with the caller)."""
+    if shared:
+        return [_out(g) for g in _shares(request).shared_with(user.id)]
     return [_out(g) for g in _grains(request).list(user.id, trashed=trash)]
 
 
@@ -121,4 +132,52 @@ def list_api_tokens(grain_id: str, request: Request,
 def revoke_api_token(grain_id: str, token_id: RowId, request: Request,
                      user: UserView = Depends(current_user)) -> Response:
     services(request).grain_tokens.revoke(user.id, grain_id, token_id)
+    return Response(status_code=204)
+
+
+def _share(view: ShareView) -> schemas.ShareEntry:
+    return schemas.ShareEntry(
+        id=view.id, kind=view.kind, label=view.label, role=view.role,
+        role_title=view.role_title,
+        recipient={"id": view.recipient_id, "name": view.recipient_name or ""}
+        if view.recipient_id else None,
+        created_by={"id": view.created_by, "name": view.created_by_name},
+        parent_id=view.parent_id, created_at=view.created_at.isoformat() + "Z",
+        last_used_at=view.last_used_at.isoformat() + "Z" if view.last_used_at else None,
+        can_change=view.can_change)
+
+
+@router.post("/grains/{grain_id}/shares", response_model=schemas.ShareCreated,
+             status_code=201, responses=ERRORS)
+def create_share(grain_id: str, body: schemas.ShareCreate, request: Request,
+                 user: UserView = Depends(current_user)) -> schemas.ShareCreated:
+    """A sharing link granting a role; ``url`` is shown only once. 400: no such
+    role; 403: the role grants more than the caller holds; 404: no access."""
+    shares = _shares(request)
+    view, token = shares.create_link(user.id, grain_id, body.role, body.label)
+    return schemas.ShareCreated(**_share(view).model_dump(), url=shares.link_url(token))
+
+
+@router.get("/grains/{grain_id}/access", response_model=list[schemas.ShareEntry],
+            responses=ERRORS)
+def list_access(grain_id: str, request: Request,
+                user: UserView = Depends(current_user)) -> list[schemas.ShareEntry]:
+    """Who has access (links and people): all of it for the owner, the shares the
+    caller created for anyone else."""
+    return [_share(v) for v in _shares(request).list_access(user.id, grain_id)]
+
+
+@router.patch("/grains/{grain_id}/access/{share_id}", response_model=schemas.ShareEntry,
+              responses=ERRORS)
+def change_access(grain_id: str, share_id: RowId, body: schemas.SharePatch, request: Request,
+                  user: UserView = Depends(current_user)) -> schemas.ShareEntry:
+    """Change a share's role; open sessions see it on their next request."""
+    return _share(_shares(request).change_role(user.id, grain_id, share_id, body.role))
+
+
+@router.delete("/grains/{grain_id}/access/{share_id}", status_code=204, responses=ERRORS)
+def revoke_access(grain_id: str, share_id: RowId, request: Request,
+                  user: UserView = Depends(current_user)) -> Response:
+    """Revoke a share and everything re-shared from it, at once."""
+    _shares(request).revoke(user.id, grain_id, share_id)
     return Response(status_code=204)

@@ -182,3 +182,31 @@ class GrainTokenCreated(GrainToken):
     token: str
     url: str = Field(description="The API host's URL.")
     webkey: str = Field(description="<url>#<token>, for clients that take one string.")
+
+
+class ShareCreate(Strict):
+    role: StrictInt = Field(description="Role position in the app's manifest.")
+    label: str = Field("", max_length=200)
+
+
+class SharePatch(Strict):
+    role: StrictInt = Field(description="The new role position.")
+
+
+class ShareEntry(BaseModel):
+    id: int
+    kind: str = Field(description="link or person")
+    label: str
+    role: int
+    role_title: str
+    recipient: dict[str, str] | None = Field(description="{id, name} of a person; null "
+                                                         "for a link")
+    created_by: dict[str, str] = Field(description="{id, name} of who added it")
+    parent_id: int | None = Field(description="The share it was re-shared from")
+    created_at: str
+    last_used_at: str | None
+    can_change: bool = Field(description="Whether the caller may change or revoke it")
+
+
+class ShareCreated(ShareEntry):
+    url: str = Field(description="<base>/shared/<token>; shown only once.")

@@ -8,7 +8,8 @@ redirects to the app. The init path works once.
 
 Each request to a session host: the cookie must hash to the host's ID and to a
 live session (not revoked, not expired); the person must still have access
-(active account, grain not in the trash, still owner or share holder); the
+(active account, grain not in the trash, still owner or share holder; for an
+anonymous session, the link still live and anonymous access allowed); the
 permissions are recomputed from the current package. The result is cached for
 at most :data:`RECHECK_SECONDS`, so a revocation takes effect within that time.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote, urlsplit
@@ -25,15 +27,24 @@ from urllib.parse import quote, urlsplit
 from sqlalchemy import select, update
 
 from sandhaven.errors import Forbidden, NotFound
-from sandhaven.grains.access import Access, all_permissions
+from sandhaven.grains.access import Access, all_permissions, chain_permissions
 from sandhaven.identity.identicon import identicon_key
 from sandhaven.packages.manifest import Manifest
 from sandhaven.store import Store, utcnow
-from sandhaven.store.models import Grain, GrainIdentity, GrainSession, Package, User
+from sandhaven.store.models import (
+    Grain,
+    GrainIdentity,
+    GrainSession,
+    Package,
+    Share,
+    User,
+)
 
 COOKIE_NAME = "sandhaven_grain_session"
 INIT_PATH = "/_sandhaven/init"
 RECHECK_SECONDS = 0.5
+# What apps see as the name of someone using a sharing link without logging in.
+ANONYMOUS_NAME = "Anonymous User"
 
 
 def host_id_of(secret: str) -> str:
@@ -82,8 +93,11 @@ class GrainSessions:
     """Opens, checks and revokes grain sessions. ``lifetime``: how long one lasts."""
 
     def __init__(self, store: Store, base_url: str, wildcard_host: str,
-                 lifetime: timedelta = timedelta(hours=24)) -> None:
+                 lifetime: timedelta = timedelta(hours=24),
+                 anonymous_allowed: Callable[[], bool] = lambda: True) -> None:
         self.store = store
+        # Asked at every check of an anonymous session: the admin may turn it off.
+        self.anonymous_allowed = anonymous_allowed
         self.base_url = base_url
         self.wildcard_host = wildcard_host
         self.lifetime = lifetime
@@ -99,23 +113,62 @@ class GrainSessions:
             raise NotFound(f"No grain with ID {grain_id[:40]!r}.")
         return found
 
-    def _access(self, s, user_id: str | None, grain_id: str) -> Access | None:  # type: ignore[no-untyped-def]
+    def _access(self, s, user_id: str | None, grain_id: str,  # type: ignore[no-untyped-def]
+                share_id: int | None = None) -> Access | None:
+        """What a person (``user_id``) or an anonymous link holder (``user_id`` None,
+        ``share_id`` the link) holds now, or None. The owner holds every permission;
+        a person holds the union of their shares' chains (the best one is
+        ``Access.share_id``, the parent of their re-shares); a link holder holds
+        that link's chain, while the admin allows anonymous access."""
         grain = s.get(Grain, grain_id)
-        if grain is None or grain.trashed_at is not None or user_id is None:
+        if grain is None or grain.trashed_at is not None:
             return None
+        manifest = Manifest.model_validate(s.get(Package, grain.package_id).manifest)
+        if user_id is None:
+            link = s.get(Share, share_id) if share_id is not None else None
+            if link is None or link.token_hash is None or not self.anonymous_allowed():
+                return None
+            granted = chain_permissions(s, link, grain, manifest)
+            if granted is None:
+                return None
+            return Access(grain.id, None, False, granted, link.role_index, link.id)
         user = s.get(User, user_id)
         if user is None or user.suspended_at is not None:
             return None
         if grain.owner_id == user_id:
-            package = s.get(Package, grain.package_id)
-            manifest = Manifest.model_validate(package.manifest)
             return Access(grain.id, user_id, True, all_permissions(manifest))
-        return None
+        best: tuple[Share, tuple[str, ...]] | None = None
+        held: set[str] = set()
+        for share in s.scalars(select(Share).where(
+                Share.grain_id == grain_id, Share.recipient_id == user_id,
+                Share.revoked_at.is_(None)).order_by(Share.id)):
+            granted = chain_permissions(s, share, grain, manifest)
+            if granted is None:
+                continue
+            held.update(granted)
+            if best is None or len(granted) > len(best[1]):
+                best = (share, granted)
+        if best is None:
+            return None
+        ordered = tuple(p.name for p in manifest.permissions if p.name in held)
+        return Access(grain.id, user_id, False, ordered, best[0].role_index, best[0].id)
 
     # -- opening -----------------------------------------------------------------
     def open(self, user_id: str, grain_id: str) -> OpenedSession:
         """Open a session for a person with access; raises NotFound otherwise."""
-        access = self.access(user_id, grain_id)
+        return self._create(self.access(user_id, grain_id))
+
+    def open_anonymous(self, share_id: int, grain_id: str) -> OpenedSession:
+        """Open a session for whoever holds sharing link ``share_id``: the app sees
+        ``Anonymous User`` with no user ID. Raises NotFound when the link grants
+        nothing now (revoked, anonymous access turned off)."""
+        with self.store.read() as s:
+            found = self._access(s, None, grain_id, share_id)
+        if found is None:
+            raise NotFound(f"No grain with ID {grain_id[:40]!r}.")
+        return self._create(found)
+
+    def _create(self, access: Access) -> OpenedSession:
         secret = secrets.token_urlsafe(32)
         host_id = host_id_of(secret)
         now = utcnow()
@@ -123,10 +176,16 @@ class GrainSessions:
         with self.store.session() as s:
             s.add(GrainSession(id=_hash(secret), host_id=host_id,
                                public_id=secrets.token_hex(16), tab_id=secrets.token_hex(16),
-                               grain_id=grain_id, user_id=user_id, share_id=access.share_id,
+                               grain_id=access.grain_id, user_id=access.user_id,
+                               share_id=access.share_id,
                                permissions=list(access.permissions), created_at=now,
                                expires_at=expires))
-            self._identity(s, grain_id, user_id)
+            if access.user_id is not None:
+                self._identity(s, access.grain_id, access.user_id)
+            if access.share_id is not None:
+                share = s.get(Share, access.share_id)
+                if share is not None:
+                    share.last_used_at = now
         origin = session_origin(self.base_url, self.wildcard_host, host_id)
         return OpenedSession(url=f"{origin}{INIT_PATH}?session={quote(secret)}",
                              host=urlsplit(origin).netloc, origin=origin, expires=expires)
@@ -188,9 +247,14 @@ class GrainSessions:
             if (row is None or row.revoked_at is not None or row.initialized_at is None
                     or row.expires_at <= utcnow()):
                 return None
-            access = self._access(s, row.user_id, row.grain_id)
+            access = self._access(s, row.user_id, row.grain_id, row.share_id)
             if access is None:
                 return None
+            if row.user_id is None:
+                return LiveSession(
+                    grain_id=row.grain_id, public_id=row.public_id, tab_id=row.tab_id,
+                    access=access, user_id=None, identity_id=None,
+                    username=ANONYMOUS_NAME, handle=None, picture=None, pronouns=None)
             user = s.get(User, row.user_id)
             identity = s.scalar(select(GrainIdentity.identity_id).where(
                 GrainIdentity.grain_id == row.grain_id, GrainIdentity.user_id == row.user_id))

@@ -46,6 +46,8 @@ NOTICES = {
     "restored": "Grain restored.",
     "purged": "Grain deleted for good.",
     "token-revoked": "API token revoked.",
+    "share-revoked": "Access revoked.",
+    "share-changed": "Role changed.",
     "installed": "App package installed.",
     "already-installed": "That package was already installed; nothing changed.",
     "uninstalled": "App package uninstalled.",

@@ -1,0 +1,92 @@
+"""Sharing in the shell: opening a sharing link (``/shared/<token>``) and the grain
+page's share dialog (create a link, change a role, revoke).
+
+Opening a link: a visitor who is not logged in sees the grain as Anonymous User
+(unless the admin turned that off: then they are sent to log in); a logged-in
+visitor chooses between opening it as themselves (the grant is recorded and the
+grain joins their "Shared with me") and opening it anonymously (nothing recorded).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import Response
+
+from sandhaven.errors import NotAuthenticated, RequestError
+from sandhaven.grains.shares import Shares
+from sandhaven.identity.users import UserView
+from sandhaven.shell.auth import current_user, optional_user, services
+from sandhaven.shell.pages.grains import grain_page_response
+from sandhaven.shell.render import redirect, render
+
+router = APIRouter()
+
+
+def _shares(request: Request) -> Shares:
+    shares = services(request).shares
+    assert shares is not None
+    return shares
+
+
+@router.get("/shared/{token}")
+def open_link(request: Request, token: str, anonymous: bool = False) -> Response:
+    """404 for a token that never existed, 410 for a revoked one."""
+    link = _shares(request).find_link(token)
+    user = optional_user(request)
+    if user is not None and not anonymous:
+        return render(request, "shared.html", title=link.grain_title, link=link,
+                      session=None)
+    svc = services(request)
+    if not svc.runtime.get("sharing.anonymous"):
+        raise NotAuthenticated("Log in to open this sharing link.")
+    session = svc.grain_sessions.open_anonymous(link.share_id,  # type: ignore[union-attr]
+                                                link.grain_id)
+    return render(request, "shared.html", title=link.grain_title, link=link,
+                  session=session)
+
+
+@router.post("/shared/{token}")
+def accept_link(request: Request, token: str,
+                user: UserView = Depends(current_user)) -> Response:
+    """Open the link as oneself: records the grant, then opens the grain."""
+    grain_id = _shares(request).redeem(token, user.id)
+    return redirect(f"/grains/{grain_id}")
+
+
+@router.post("/grains/{grain_id}/shares")
+def new_link(request: Request, grain_id: str, user: UserView = Depends(current_user),
+             role: str = Form(""), label: str = Form("")) -> Response:
+    shares = _shares(request)
+    try:
+        view, token = shares.create_link(user.id, grain_id, int(role), label)
+    except ValueError:
+        return grain_page_response(request, user, grain_id, 400,
+                                   error="Choose a role from the list.")
+    except RequestError as exc:
+        if exc.status == 404:
+            raise
+        return grain_page_response(request, user, grain_id, exc.status, error=str(exc))
+    return grain_page_response(request, user, grain_id, share_url=shares.link_url(token),
+                               share_open=True)
+
+
+@router.post("/grains/{grain_id}/access/{share_id}")
+def change_access(request: Request, grain_id: str, share_id: int,
+                  user: UserView = Depends(current_user), role: str = Form(""),
+                  action: str = Form("role")) -> Response:
+    shares = _shares(request)
+    try:
+        if action == "revoke":
+            shares.revoke(user.id, grain_id, share_id)
+        else:
+            shares.change_role(user.id, grain_id, share_id, int(role))
+    except ValueError:
+        return grain_page_response(request, user, grain_id, 400,
+                                   error="Choose a role from the list.", share_open=True)
+    except RequestError as exc:
+        if exc.status == 404:
+            raise
+        return grain_page_response(request, user, grain_id, exc.status, error=str(exc),
+                                   share_open=True)
+    return redirect(f"/grains/{grain_id}", "share-revoked" if action == "revoke"
+                    else "share-changed")

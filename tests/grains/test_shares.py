@@ -1,0 +1,96 @@
+"""Sharing links and grants: bad input is refused with a clear status and changes
+nothing; the admin can turn anonymous access off."""
+
+from __future__ import annotations
+
+from tests.conftest import BASE, bearer, form_post, login_as
+
+
+def _grain(gs) -> str:  # type: ignore[no-untyped-def]
+    bearer(gs.client, gs.services, "ann@example.org", "Ann")
+    made = gs.client.post("/api/v1/grains", json={"app_id": gs.app_id, "title": "N"})
+    return made.json()["id"]
+
+
+def test_bad_roles_are_refused_and_nothing_is_made(grain_server):
+    gs = grain_server
+    gid = _grain(gs)
+    for role, status in ((2, 400), (-1, 400), (10**6, 400), ("1", 422), (True, 422)):
+        answer = gs.client.post(f"/api/v1/grains/{gid}/shares", json={"role": role})
+        assert answer.status_code == status, (role, answer.text)
+        assert answer.json()["error"]["message"].count("\n") == 0
+    assert gs.client.post(f"/api/v1/grains/{gid}/shares", json={"label": "x"}
+                          ).status_code == 422
+    assert gs.client.get(f"/api/v1/grains/{gid}/access").json() == []
+    link = gs.client.post(f"/api/v1/grains/{gid}/shares", json={"role": 1}).json()
+    bad = gs.client.patch(f"/api/v1/grains/{gid}/access/{link['id']}", json={"role": 7})
+    assert bad.status_code == 400 and "role" in bad.json()["error"]["message"]
+    assert gs.client.get(f"/api/v1/grains/{gid}/access").json()[0]["role"] == 1
+    assert gs.client.delete(f"/api/v1/grains/{gid}/access/999").status_code == 404
+
+
+def test_forged_truncated_and_revoked_links_get_a_clear_page(grain_server):
+    gs = grain_server
+    gid = _grain(gs)
+    link = gs.client.post(f"/api/v1/grains/{gid}/shares", json={"role": 1}).json()
+    path = link["url"].removeprefix(BASE)
+    visitor = gs.browser()
+    assert visitor.get(path).status_code == 200
+    for bad in (path[:-4], "/shared/" + "A" * 43, "/shared/" + "x" * 500):
+        page = visitor.get(bad)
+        assert page.status_code == 404 and "copied whole" in page.text, bad
+    assert gs.client.delete(f"/api/v1/grains/{gid}/access/{link['id']}").status_code == 204
+    page = visitor.get(path)
+    assert page.status_code == 410 and "revoked" in page.text
+    # Accepting a revoked link as a logged-in person gives nothing either.
+    bob = gs.browser()
+    bearer(bob, gs.services, "bob@example.org", "Bob")
+    assert bob.post(path).status_code == 410
+    assert bob.get("/api/v1/grains?shared=true").json() == []
+
+
+def test_admin_can_turn_anonymous_access_off(grain_server):
+    gs = grain_server
+    gid = _grain(gs)
+    link = gs.client.post(f"/api/v1/grains/{gid}/shares", json={"role": 0}).json()
+    path = link["url"].removeprefix(BASE)
+    assert gs.browser().get(path).status_code == 200
+    admin = gs.browser()
+    login_as(admin, gs.services, "root@example.org", "Root", admin=True)
+    saved = form_post(admin, "/admin/settings", "/admin/settings",
+                      {"signup_policy": "invite", "sharing.anonymous": "false"})
+    assert saved.status_code == 303, saved.text
+    refused = gs.browser().get(path)
+    assert refused.status_code == 303 and refused.headers["location"] == "/login"
+    # A logged-in person still gets the grain through the link.
+    bob = gs.browser()
+    login_as(bob, gs.services, "bob@example.org", "Bob")
+    accepted = form_post(bob, path, path, {})
+    assert accepted.status_code == 303 and accepted.headers["location"] == f"/grains/{gid}"
+    page = bob.get(f"/grains/{gid}")
+    assert page.status_code == 200 and "shared with you" in page.text
+    grains = bob.get("/grains")
+    assert "Shared with me" in grains.text and f'href="/grains/{gid}"' in grains.text
+
+
+def test_share_dialog_shows_the_link_once_and_lists_who_has_access(grain_server):
+    gs = grain_server
+    gid = _grain(gs)
+    owner = gs.browser()
+    login_as(owner, gs.services, "ann@example.org", "Ann")
+    made = form_post(owner, f"/grains/{gid}", f"/grains/{gid}/shares",
+                     {"role": "1", "label": "for the team"})
+    assert made.status_code == 200 and f"{BASE}/shared/" in made.text
+    again = owner.get(f"/grains/{gid}")
+    assert "/shared/" not in again.text and "for the team" in again.text
+    share_id = gs.client.get(f"/api/v1/grains/{gid}/access").json()[0]["id"]
+    changed = form_post(owner, f"/grains/{gid}", f"/grains/{gid}/access/{share_id}",
+                        {"role": "0", "action": "role"})
+    assert changed.status_code == 303
+    assert gs.client.get(f"/api/v1/grains/{gid}/access").json()[0]["role"] == 0
+    wrong = form_post(owner, f"/grains/{gid}", f"/grains/{gid}/shares", {"role": "x"})
+    assert wrong.status_code == 400
+    revoked = form_post(owner, f"/grains/{gid}", f"/grains/{gid}/access/{share_id}",
+                        {"action": "revoke"})
+    assert revoked.status_code == 303
+    assert gs.client.get(f"/api/v1/grains/{gid}/access").json() == []
