@@ -73,6 +73,7 @@ class Services:
         services.grain_tokens = GrainTokens(store, services.grain_sessions)
         services.shares = Shares(store, services.grain_sessions, grains)
         services.shares.on_change.append(services.grain_tokens.clear_cache)
+        runtime.on_save.append(services.grain_sessions.clear_cache)
         grains.on_trash = services.grain_sessions.revoke
         sessions, tokens = services.grain_sessions, services.grain_tokens
         services.identity.users.on_access_change += [

@@ -55,22 +55,36 @@ def test_admin_can_turn_anonymous_access_off(grain_server):
     link = gs.client.post(f"/api/v1/grains/{gid}/shares", json={"role": 0}).json()
     path = link["url"].removeprefix(BASE)
     assert gs.browser().get(path).status_code == 200
+    session_url = gs.services.grain_sessions.open_anonymous(link["id"], gid).url
+    origin = "/".join(session_url.split("/", 3)[:3])
+    anonymous = gs.browser(origin)
+    init = anonymous.get(session_url.removeprefix(origin))
+    anonymous.cookies.set(*init.headers["set-cookie"].split(";", 1)[0].split("=", 1))
+    assert anonymous.get("/").status_code == 200
     admin = gs.browser()
     login_as(admin, gs.services, "root@example.org", "Root", admin=True)
     saved = form_post(admin, "/admin/settings", "/admin/settings",
                       {"signup_policy": "invite", "sharing.anonymous": "false"})
     assert saved.status_code == 303, saved.text
+    assert anonymous.get("/").status_code == 403  # the open anonymous session too, at once
     refused = gs.browser().get(path)
     assert refused.status_code == 303 and refused.headers["location"] == "/login"
     # A logged-in person still gets the grain through the link.
     bob = gs.browser()
     login_as(bob, gs.services, "bob@example.org", "Bob")
+    assert "Open as Bob" in bob.get(path).text
     accepted = form_post(bob, path, path, {})
     assert accepted.status_code == 303 and accepted.headers["location"] == f"/grains/{gid}"
     page = bob.get(f"/grains/{gid}")
     assert page.status_code == 200 and "shared with you" in page.text
     grains = bob.get("/grains")
     assert "Shared with me" in grains.text and f'href="/grains/{gid}"' in grains.text
+    # The API turns it back on.
+    api = gs.browser()
+    bearer(api, gs.services, "root@example.org", "Root")
+    turned = api.patch("/api/v1/admin/settings", json={"sharing_anonymous": True})
+    assert turned.status_code == 200 and turned.json()["sharing_anonymous"] is True
+    assert gs.browser().get(path).status_code == 200
 
 
 def test_share_dialog_shows_the_link_once_and_lists_who_has_access(grain_server):

@@ -91,6 +91,8 @@ class ServerSettings(BaseModel):
     smtp_user: str
     smtp_from_address: str
     smtp_password_set: bool
+    sharing_anonymous: bool = Field(description="Visitors who are not logged in may open "
+                                                "sharing links as Anonymous User")
 
 
 class ServerSettingsPatch(Strict):
@@ -101,6 +103,7 @@ class ServerSettingsPatch(Strict):
     smtp_user: str | None = None
     smtp_password: str | None = None
     smtp_from_address: str | None = None
+    sharing_anonymous: bool | None = None
 
 
 class LoginRequest(Strict):
