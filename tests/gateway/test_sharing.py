@@ -154,6 +154,15 @@ def test_reshare_is_capped_and_revoking_a_middle_link_cuts_off_its_children(grai
     owner.patch(f"/api/v1/grains/{gid}/access/{bob_share['id']}", json={"role": EDITOR})
     assert _seen(carol_view)["x-sandstorm-permissions"] == "write"
 
+    # A suspended sharer's shares grant nothing while the suspension lasts.
+    admin = gs.services.identity.users.create("root@example.org", "Root", is_admin=True)
+    users = gs.services.identity.users
+    users.set_suspended(admin.id, bob_share["recipient"]["id"], True)
+    assert _seen(carol_view) == 403 and _seen(anonymous_view) == 403
+    users.set_suspended(admin.id, bob_share["recipient"]["id"], False)
+    assert _seen(carol_view)["x-sandstorm-permissions"] == "write"
+    bob_view = _open(gs, bob, gid)  # his own sessions ended for good
+
     # Revoking Bob's link cuts off Carol and the anonymous visitor, not Bob.
     assert owner.delete(f"/api/v1/grains/{gid}/access/{middle['id']}").status_code == 204
     assert _seen(carol_view) == 403 and _seen(anonymous_view) == 403

@@ -3,6 +3,8 @@ nothing; the admin can turn anonymous access off."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import BASE, bearer, form_post, login_as
 
 
@@ -108,3 +110,19 @@ def test_share_dialog_shows_the_link_once_and_lists_who_has_access(grain_server)
                         {"action": "revoke"})
     assert revoked.status_code == 303
     assert gs.client.get(f"/api/v1/grains/{gid}/access").json() == []
+
+
+def test_obsolete_roles_are_not_offered_to_new_shares(grain_server):
+    from sandhaven.errors import InvalidInput
+    from sandhaven.grains.access import Access
+    from sandhaven.grains.shares import Shares
+
+    gs = grain_server
+    gid = _grain(gs)
+    manifest = gs.services.grains.package_manifest(gs.services.grains.view(gid).package_id)
+    roles = [manifest.roles[0], manifest.roles[1].model_copy(update={"obsolete": True})]
+    old = manifest.model_copy(update={"roles": roles})
+    owner = Access(gid, "someone", True, ("write",))
+    Shares._check_role(old, owner, 0)
+    with pytest.raises(InvalidInput, match="obsolete"):
+        Shares._check_role(old, owner, 1)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from sandhaven.packages.manifest import Manifest
-from sandhaven.store.models import Grain, Share
+from sandhaven.store.models import Grain, Share, User
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,8 @@ def chain_permissions(s: Session, share: Share, grain: Grain, manifest: Manifest
     """The permissions ``share`` grants now, in declaration order: its role's
     intersected with every ancestor's along ``parent_id`` (a re-share never grants
     more than its sharer holds). None when any share of the chain is revoked,
-    belongs to another grain, or does not lead back to the grain's owner: a
+    belongs to another grain, was made by a suspended account, or does not lead
+    back to the grain's owner: a
     root share must be the owner's; a re-share must be made by its parent's
     recipient, and a person's grant taken from a link (its parent) by the link's
     creator."""
@@ -62,6 +63,9 @@ def chain_permissions(s: Session, share: Share, grain: Grain, manifest: Manifest
                 or current.id in seen or len(seen) >= MAX_CHAIN):
             return None
         seen.add(current.id)
+        creator = s.get(User, current.created_by)
+        if creator is None or creator.suspended_at is not None:
+            return None
         granted &= set(role_permissions(manifest, current.role_index))
         if current.parent_id is None:
             if current.created_by != grain.owner_id:

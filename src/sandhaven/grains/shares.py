@@ -93,11 +93,15 @@ class Shares:
 
     @staticmethod
     def _check_role(manifest: Manifest, access: Access, role: int) -> None:
-        """Raises InvalidInput for a role the app lacks, Forbidden for one granting
-        more than ``access`` holds."""
+        """Raises InvalidInput for a role the app lacks or marks obsolete (old shares
+        keep it; new ones cannot get it), Forbidden for one granting more than
+        ``access`` holds."""
         if isinstance(role, bool) or not 0 <= role < len(manifest.roles):
             raise InvalidInput(f"Field 'role': the app has {len(manifest.roles)} role(s); "
                                f"{role} is not one of them.")
+        if manifest.roles[role].obsolete:
+            raise InvalidInput(f"Field 'role': role {role} "
+                               f"({manifest.roles[role].title!r}) is obsolete.")
         missing = [p for p in role_permissions(manifest, role) if p not in access.permissions]
         if missing:
             raise Forbidden(f"You can share only what you hold: role "
