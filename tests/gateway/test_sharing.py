@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 
 from starlette.testclient import TestClient
 
+from sandhaven.testing.servers import run_grain
 from tests.conftest import BASE, bearer
 
 EDITOR, VIEWER = 0, 1
@@ -199,3 +201,73 @@ def test_who_may_change_what(grain_server):
     eve, _ = _person(gs, "eve@example.org", "Eve")
     assert eve.post(f"/api/v1/grains/{gid}/shares", json={"role": VIEWER}).status_code == 404
     assert eve.get(f"/api/v1/grains/{gid}/access").status_code == 404
+
+
+class _EchoGrains:
+    """Stands in for the supervisor: every grain is the test grain on one socket
+    (it echoes WebSocket messages; the Hello app has none)."""
+
+    def __init__(self, socket_path: str) -> None:
+        self.socket_path = socket_path
+
+    async def ensure_running(self, grain_id: str) -> Path:
+        return Path(self.socket_path)
+
+
+def test_websockets_close_when_their_access_is_revoked_or_changed(grain_server, tmp_path):
+    """Real sessions, shares and tokens; the relay runs on the server's loop."""
+    from sandhaven.gateway.hosts import HostClassifier, HostKind, HostRouter
+    from sandhaven.gateway.proxy import GrainProxy
+    from sandhaven.gateway.resolvers import ApiResolver, SessionResolver
+    from sandhaven.gateway.upstream import UpstreamPool
+    from sandhaven.gateway.websocket import REVOKED_CODE
+    from sandhaven.grains.sessions import COOKIE_NAME, host_id_of
+
+    gs = grain_server
+    svc = gs.services
+    owner, owner_id = _person(gs, "ann@example.org", "Ann")
+    gid = owner.post("/api/v1/grains", json={"app_id": gs.app_id, "title": "N"}).json()["id"]
+    with run_grain(tmp_path) as grain:
+        fake = _EchoGrains(grain.socket_path)
+        classifier = HostClassifier(BASE, "*.localhost:6080")
+        pool = UpstreamPool()
+        session_app = GrainProxy(SessionResolver(svc.grain_sessions, fake),  # type: ignore[arg-type]
+                                 classifier=classifier, kind=HostKind.SESSION, pool=pool)
+        api_app = GrainProxy(ApiResolver(svc.grain_tokens, fake),  # type: ignore[arg-type]
+                             classifier=classifier, kind=HostKind.API, pool=pool)
+        app = HostRouter(gs.client.app, session_app, api_app, classifier=classifier)
+        client = TestClient(app)
+        client.portal = gs.client.portal  # one event loop, as in production
+
+        def connect(opened_url: str):  # type: ignore[no-untyped-def]
+            secret = opened_url.split("session=", 1)[1]
+            origin = "/".join(opened_url.split("/", 3)[:3])
+            assert svc.grain_sessions.init(host_id_of(secret), secret)
+            return client.websocket_connect(origin.replace("http", "ws", 1) + "/ws",
+                                            headers={"cookie": f"{COOKIE_NAME}={secret}"})
+
+        editor = _share(owner, gid, EDITOR, "team")
+        viewer = _share(owner, gid, VIEWER, "readers")
+        kept = connect(svc.grain_sessions.open(owner_id, gid).url)
+        changed = connect(svc.grain_sessions.open_anonymous(editor["id"], gid).url)
+        revoked = connect(svc.grain_sessions.open_anonymous(viewer["id"], gid).url)
+        token = owner.post(f"/api/v1/grains/{gid}/api-tokens", json={"role": EDITOR}).json()
+        by_token = client.websocket_connect("ws://api.localhost:6080/ws", headers={
+            "authorization": f"Bearer {token['token']}"})
+        with kept as k, changed as c, revoked as r, by_token as t:
+            for ws in (k, c, r, t):
+                ws.send_text("hello")
+                assert ws.receive_text() == "hello"
+            assert owner.patch(f"/api/v1/grains/{gid}/access/{editor['id']}",
+                               json={"role": VIEWER}).status_code == 200
+            assert c.receive() == {"type": "websocket.close", "code": REVOKED_CODE,
+                                   "reason": "access changed"}
+            assert owner.delete(f"/api/v1/grains/{gid}/access/{viewer['id']}"
+                                ).status_code == 204
+            assert r.receive()["code"] == REVOKED_CODE
+            assert owner.delete(f"/api/v1/grains/{gid}/api-tokens/{token['id']}"
+                                ).status_code == 204
+            assert t.receive()["code"] == REVOKED_CODE
+            k.send_text("still here")  # the owner's connection is untouched
+            assert k.receive_text() == "still here"
+        gs.client.portal.call(pool.aclose)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -102,6 +103,9 @@ class GrainSessions:
         self.wildcard_host = wildcard_host
         self.lifetime = lifetime
         self._cache: dict[str, tuple[float, LiveSession | None]] = {}
+        # Long-lived connections (WebSockets) waiting to hear of any access change.
+        self._watchers: set[Callable[[], None]] = set()
+        self._watchers_lock = threading.Lock()
 
     # -- access ------------------------------------------------------------------
     def access(self, user_id: str, grain_id: str) -> Access:
@@ -216,8 +220,35 @@ class GrainSessions:
         return f"{self.base_url}/identicon/{identicon_key(user_id)}.svg"
 
     def clear_cache(self) -> None:
-        """Forget cached checks: the next request on every session is checked anew."""
+        """Forget cached checks: the next request on every session is checked anew,
+        and every watcher (an open WebSocket) is told to recheck."""
         self._cache.clear()
+        self.notify()
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Run ``callback`` (from any thread) after every access change; returns the
+        function that unsubscribes it."""
+        with self._watchers_lock:
+            self._watchers.add(callback)
+
+        def unsubscribe() -> None:
+            with self._watchers_lock:
+                self._watchers.discard(callback)
+
+        return unsubscribe
+
+    def notify(self) -> None:
+        """Tell every watcher that access may have changed."""
+        with self._watchers_lock:
+            watchers = list(self._watchers)
+        for callback in watchers:
+            callback()
+
+    def recheck(self, secret: str) -> tuple[str, ...] | None:
+        """The permissions the session behind ``secret`` holds now, uncached, or
+        None when it is no longer live."""
+        live = self._load(_hash(secret))
+        return None if live is None else live.access.permissions
 
     # -- every request -------------------------------------------------------------
     def check(self, host_id: str, secret: str | None) -> LiveSession:
@@ -274,5 +305,5 @@ class GrainSessions:
             q = q.where(GrainSession.user_id == user_id)
         with self.store.session() as s:
             count = s.execute(q.values(revoked_at=utcnow())).rowcount or 0
-        self._cache.clear()
+        self.clear_cache()
         return count

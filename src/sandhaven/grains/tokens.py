@@ -104,11 +104,18 @@ class GrainTokens:
                     or (row.user_id != user_id and not access.is_owner)):
                 raise NotFound(f"No API token with ID {token_id} for this grain.")
             row.revoked_at = utcnow()
-        self._cache.clear()
+        self.clear_cache()
 
     def clear_cache(self) -> None:
-        """Forget cached checks: the next request with every token is checked anew."""
+        """Forget cached checks: the next request with every token is checked anew,
+        and open WebSockets recheck theirs."""
         self._cache.clear()
+        self.sessions.notify()
+
+    def recheck(self, token: str) -> tuple[str, ...] | None:
+        """The permissions ``token`` grants now, uncached, or None."""
+        found = self._load(hashlib.sha256(token.encode()).hexdigest())
+        return None if found is None else found[0].access.permissions
 
     def check(self, token: str) -> tuple[LiveSession, str]:
         """``(session-like view, manifest API path)`` for a live token. Raises
