@@ -80,9 +80,12 @@ def test_owner_link_holder_and_anonymous_visitor_see_their_roles(grain_server):
 
     # A logged-in person: the choice page, then the grant is theirs.
     bob, bob_id = _person(gs, "bob@example.org", "Bob")
-    assert owner.get(f"/api/v1/grains/{grain['id']}").json()["id"] == grain["id"]
+    assert bob.get(f"/api/v1/grains/{grain['id']}").status_code == 404
     assert bob.get(f"/api/v1/grains/{grain['id']}/access").status_code == 404
     _accept(bob, viewer_link["url"])
+    assert bob.get(f"/api/v1/grains/{grain['id']}").json()["title"] == "N"
+    assert bob.patch(f"/api/v1/grains/{grain['id']}", json={"title": "M"}).status_code == 404
+    assert bob.delete(f"/api/v1/grains/{grain['id']}").status_code == 404
     shared = bob.get("/api/v1/grains?shared=true").json()
     assert [g["id"] for g in shared] == [grain["id"]]
     assert bob.get("/api/v1/grains").json() == []  # not among his own

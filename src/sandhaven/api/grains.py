@@ -8,6 +8,7 @@ from fastapi.responses import PlainTextResponse
 
 from sandhaven.api import schemas
 from sandhaven.api.routes import RowId
+from sandhaven.errors import NotFound
 from sandhaven.grains import Grains, GrainView
 from sandhaven.grains.shares import Shares, ShareView
 from sandhaven.identity.users import UserView
@@ -53,7 +54,12 @@ def list_grains(request: Request, trash: bool = False, shared: bool = False,
 @router.get("/grains/{grain_id}", response_model=schemas.Grain, responses=ERRORS)
 def get_grain(grain_id: str, request: Request,
               user: UserView = Depends(current_user)) -> schemas.Grain:
-    return _out(_grains(request).get(user.id, grain_id))
+    """One of the caller's grains, or one shared with them (404 otherwise)."""
+    try:
+        return _out(_grains(request).get(user.id, grain_id))
+    except NotFound:
+        services(request).grain_sessions.access(user.id, grain_id)  # raises NotFound
+        return _out(_grains(request).view(grain_id))
 
 
 @router.patch("/grains/{grain_id}", response_model=schemas.Grain, responses=ERRORS)
