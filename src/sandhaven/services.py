@@ -71,7 +71,7 @@ class Services:
             store, settings.base_url, settings.wildcard_host,
             anonymous_allowed=lambda: bool(runtime.get("sharing.anonymous")))
         services.grain_tokens = GrainTokens(store, services.grain_sessions)
-        services.shares = Shares(store, services.grain_sessions, grains)
+        services.shares = Shares(store, services.grain_sessions, grains, mailer)
         services.shares.on_change.append(services.grain_tokens.clear_cache)
         runtime.on_save.append(services.grain_sessions.clear_cache)
         grains.on_trash = services.grain_sessions.revoke

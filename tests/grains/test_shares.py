@@ -3,8 +3,11 @@ nothing; the admin can turn anonymous access off."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from sandhaven.testing import mail_text
 from tests.conftest import BASE, bearer, form_post, login_as
 
 
@@ -110,6 +113,14 @@ def test_share_dialog_shows_the_link_once_and_lists_who_has_access(grain_server)
                         {"action": "revoke"})
     assert revoked.status_code == 303
     assert gs.client.get(f"/api/v1/grains/{gid}/access").json() == []
+    gs.services.identity.users.create("bob@example.org", "Bob")
+    invited = form_post(owner, f"/grains/{gid}", f"/grains/{gid}/invite",
+                        {"email": "bob@example.org", "role": "1", "message": "hi"})
+    assert invited.status_code == 303 and invited.headers["location"].endswith("done=shared")
+    assert "Bob" in owner.get(f"/grains/{gid}").text
+    nobody = form_post(owner, f"/grains/{gid}", f"/grains/{gid}/invite",
+                       {"email": "nobody@example.org", "role": "1"})
+    assert nobody.status_code == 502 and "not configured" in nobody.text
 
 
 def test_obsolete_roles_are_not_offered_to_new_shares(grain_server):
@@ -126,3 +137,48 @@ def test_obsolete_roles_are_not_offered_to_new_shares(grain_server):
     Shares._check_role(old, owner, 0)
     with pytest.raises(InvalidInput, match="obsolete"):
         Shares._check_role(old, owner, 1)
+
+
+def test_invitations_by_address(grain_server, smtp):
+    gs = grain_server
+    port, mailbox = smtp
+    gid = _grain(gs)
+    bob = gs.browser()
+    bob_id = bearer(bob, gs.services, "bob@example.org", "Bob")
+    # Without outgoing mail, a user of this server still gets the grant; a stranger
+    # cannot be told, so nothing is made for them.
+    made = gs.client.post(f"/api/v1/grains/{gid}/shares",
+                          json={"email": "Bob@Example.org", "role": 1})
+    assert made.status_code == 201, made.text
+    assert made.json()["url"] is None and made.json()["recipient"]["id"] == bob_id
+    assert [g["id"] for g in bob.get("/api/v1/grains?shared=true").json()] == [gid]
+    stranger = gs.client.post(f"/api/v1/grains/{gid}/shares",
+                              json={"email": "new@example.org", "role": 1})
+    assert stranger.status_code == 502 and "mail" in stranger.json()["error"]["message"]
+    for bad, status in (("not an address", 400), ("ann@example.org", 400), ("", 400),
+                        ("x@" + "a" * 400, 422)):
+        refused = gs.client.post(f"/api/v1/grains/{gid}/shares", json={"email": bad, "role": 1})
+        assert refused.status_code == status, (bad, refused.text)
+    assert len(gs.client.get(f"/api/v1/grains/{gid}/access").json()) == 1
+    # With outgoing mail: the stranger gets a link of their own, which the sharer
+    # never sees; it works like any link.
+    gs.services.runtime.save({"smtp.host": "127.0.0.1", "smtp.port": port})
+    invited = gs.client.post(f"/api/v1/grains/{gid}/shares", json={
+        "email": "new@example.org", "role": 0, "message": "Have a look"})
+    assert invited.status_code == 201 and invited.json()["url"] is None
+    text = mail_text(mailbox.wait_for(1)[0])
+    assert "Ann shared \"N\" with you" in text and "Have a look" in text
+    link = re.search(r"(http://\S+/shared/\S+)", text)
+    assert link is not None
+    assert gs.browser().get(link.group(1).removeprefix(BASE)).status_code == 200
+    labels = [a["label"] for a in gs.client.get(f"/api/v1/grains/{gid}/access").json()]
+    assert labels == ["bob@example.org", "new@example.org"]
+    # A user of this server is told where the grain is.
+    gs.services.identity.users.create("carol@example.org", "Carol")
+    assert gs.client.post(f"/api/v1/grains/{gid}/shares", json={
+        "email": "carol@example.org", "role": 1}).status_code == 201
+    assert f"{BASE}/grains/{gid}" in mail_text(mailbox.wait_for(2)[1])
+    # Bob, a viewer, cannot invite anyone as an editor.
+    wider = bob.post(f"/api/v1/grains/{gid}/shares", json={"email": "c@example.org", "role": 0})
+    assert wider.status_code == 403
+    assert len(mailbox.messages) == 2

@@ -15,7 +15,7 @@ from sandhaven.identity.users import UserView
 from sandhaven.shell.auth import current_user, services
 
 router = APIRouter(tags=["grains"])
-ERRORS = {code: {"model": schemas.ErrorBody} for code in (400, 401, 403, 404, 409, 410, 422)}
+ERRORS = {code: {"model": schemas.ErrorBody} for code in (400, 401, 403, 404, 409, 410, 422, 502)}
 
 
 def _grains(request: Request) -> Grains:
@@ -157,9 +157,15 @@ def _share(view: ShareView) -> schemas.ShareEntry:
              status_code=201, responses=ERRORS)
 def create_share(grain_id: str, body: schemas.ShareCreate, request: Request,
                  user: UserView = Depends(current_user)) -> schemas.ShareCreated:
-    """A sharing link granting a role; ``url`` is shown only once. 400: no such
-    role; 403: the role grants more than the caller holds; 404: no access."""
+    """A sharing link granting a role (``url`` is shown only once), or with
+    ``email`` an invitation: a user of this server gets the grant at once, anyone
+    else a mail with a link of their own. 400: no such role, not an address;
+    403: the role grants more than the caller holds; 404: no access; 502: the
+    mail cannot be sent (nothing is kept)."""
     shares = _shares(request)
+    if body.email is not None:
+        view = shares.invite(user.id, grain_id, body.email, body.role, body.message)
+        return schemas.ShareCreated(**_share(view).model_dump(), url=None)
     view, token = shares.create_link(user.id, grain_id, body.role, body.label)
     return schemas.ShareCreated(**_share(view).model_dump(), url=shares.link_url(token))
 

@@ -189,7 +189,10 @@ class GrainTokenCreated(GrainToken):
 
 class ShareCreate(Strict):
     role: StrictInt = Field(description="Role position in the app's manifest.")
-    label: str = Field("", max_length=200)
+    label: str = Field("", max_length=200, description="A link's label")
+    email: str | None = Field(None, max_length=320, description="Share with this person "
+                              "instead of making a link (a mail tells them)")
+    message: str = Field("", max_length=1000, description="Added to the invitation mail")
 
 
 class SharePatch(Strict):
@@ -212,4 +215,5 @@ class ShareEntry(BaseModel):
 
 
 class ShareCreated(ShareEntry):
-    url: str = Field(description="<base>/shared/<token>; shown only once.")
+    url: str | None = Field(description="A link's <base>/shared/<token>, shown only once; "
+                                        "null for an invitation by address")

@@ -1,5 +1,5 @@
 """Sharing: links that grant a role on a grain, the grants people take from them,
-re-shares, role changes and revocation.
+invitations by address, re-shares, role changes and revocation.
 
 A sharing link is 256 random bits shown once as ``<base>/shared/<token>``; only
 its SHA-256 is stored (``shares.token_hash``). A logged-in person who opens it
@@ -24,16 +24,19 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sandhaven.errors import Forbidden, Gone, InvalidInput, NotFound
+from sandhaven.errors import Forbidden, Gone, InvalidInput, MailError, NotFound
 from sandhaven.grains.access import Access, chain_permissions, role_permissions
 from sandhaven.grains.service import Grains, GrainView
 from sandhaven.grains.sessions import GrainSessions
+from sandhaven.identity.emails import normalize_email
 from sandhaven.identity.profiles import clean_name
+from sandhaven.mail import Mailer, OutgoingMail
 from sandhaven.packages.manifest import Manifest
 from sandhaven.store import Store, utcnow
 from sandhaven.store.models import Grain, Package, Share, User
 
 SHARED_PATH = "/shared/"
+MESSAGE_MAX = 1000  # characters of the optional message in an invitation mail
 
 
 @dataclass(frozen=True)
@@ -73,10 +76,12 @@ class Shares:
     """Sharing links and grants of one server. ``on_change`` callables run after
     every role change or revocation (they clear access caches)."""
 
-    def __init__(self, store: Store, sessions: GrainSessions, grains: Grains) -> None:
+    def __init__(self, store: Store, sessions: GrainSessions, grains: Grains,
+                 mailer: Mailer | None = None) -> None:
         self.store = store
         self.sessions = sessions
         self.grains = grains
+        self.mailer = mailer
         self.on_change: list[Callable[[], object]] = [sessions.clear_cache]
 
     def _changed(self) -> None:
@@ -168,6 +173,61 @@ class Shares:
             else:
                 mine.last_used_at = utcnow()
         return link.grain_id
+
+    # -- people --------------------------------------------------------------------
+    def invite(self, user_id: str, grain_id: str, email: str, role: int, message: str = ""
+               ) -> ShareView:
+        """Share with a person by address. A user of this server gets the grant at
+        once (the grain joins their "Shared with me"), and a mail when outgoing
+        mail is configured; anyone else gets a mail with a sharing link of their
+        own, labelled with their address, which the sharer never sees. A mail that
+        cannot be sent leaves nothing behind.
+
+        Raises NotFound (no access), InvalidInput (not an address, the owner or
+        oneself, no such role), Forbidden (more than the sharer holds), MailError
+        (outgoing mail not configured for someone without an account, or the
+        SMTP server refused)."""
+        access = self.sessions.access(user_id, grain_id)
+        address = normalize_email(email)
+        message = " ".join(message.split())[:MESSAGE_MAX]
+        token: str | None = None
+        with self.store.session() as s:
+            self._check_role(self._manifest(s, grain_id), access, role)
+            grain = s.get(Grain, grain_id)
+            sharer = s.get(User, user_id)
+            recipient = s.scalar(select(User).where(User.email == address))
+            if recipient is not None and recipient.id in (grain.owner_id, user_id):
+                raise InvalidInput(f"{address} already holds this grain.")
+            if recipient is None:
+                if self.mailer is None or not self.mailer.configured():
+                    raise MailError(f"{address} has no account here, and outgoing mail is not "
+                                    "configured to send them a link; create a sharing link "
+                                    "instead.")
+                token = secrets.token_urlsafe(32)
+            row = Share(grain_id=grain_id, created_by=user_id,
+                        recipient_id=recipient.id if recipient else None,
+                        token_hash=token_hash(token) if token else None,
+                        parent_id=access.share_id, role_index=role, label=address,
+                        created_at=utcnow())
+            s.add(row)
+            s.flush()
+            view = self._view(s, row, access)
+            verb = self._manifest(s, grain_id).roles[role].verb_phrase or "can open"
+            title, sharer_name = grain.title, sharer.name
+        url = (self.link_url(token) if token
+               else f"{self.sessions.base_url}/grains/{grain_id}")
+        if token or (self.mailer is not None and self.mailer.configured()):
+            text = (f"{sharer_name} shared \"{title}\" with you on Sandhaven: you {verb}.\n\n"
+                    + (f"{message}\n\n" if message else "") + f"Open it: {url}\n")
+            try:
+                assert self.mailer is not None
+                self.mailer.send(OutgoingMail(address, f"{sharer_name} shared \"{title}\" "
+                                              "with you", text))
+            except MailError:
+                with self.store.session() as s:
+                    s.delete(s.get(Share, view.id))
+                raise
+        return view
 
     # -- who has access --------------------------------------------------------------
     def _view(self, s: Session, row: Share, access: Access) -> ShareView:

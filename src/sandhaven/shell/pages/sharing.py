@@ -1,5 +1,5 @@
 """Sharing in the shell: opening a sharing link (``/shared/<token>``) and the grain
-page's share dialog (create a link, change a role, revoke).
+page's share dialog (create a link, invite a person, change a role, revoke).
 
 Opening a link: a visitor who is not logged in sees the grain as Anonymous User
 (unless the admin turned that off: then they are sent to log in); a logged-in
@@ -12,7 +12,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
-from sandhaven.errors import NotAuthenticated, RequestError
+from sandhaven.errors import MailError, NotAuthenticated, RequestError
 from sandhaven.grains.shares import Shares
 from sandhaven.identity.users import UserView
 from sandhaven.shell.auth import current_user, optional_user, services
@@ -68,6 +68,22 @@ def new_link(request: Request, grain_id: str, user: UserView = Depends(current_u
         return grain_page_response(request, user, grain_id, exc.status, error=str(exc))
     return grain_page_response(request, user, grain_id, share_url=shares.link_url(token),
                                share_open=True)
+
+
+@router.post("/grains/{grain_id}/invite")
+def invite(request: Request, grain_id: str, user: UserView = Depends(current_user),
+           email: str = Form(""), role: str = Form(""), message: str = Form("")) -> Response:
+    try:
+        _shares(request).invite(user.id, grain_id, email, int(role), message[:1000])
+    except ValueError:
+        return grain_page_response(request, user, grain_id, 400,
+                                   error="Choose a role from the list.", share_open=True)
+    except (RequestError, MailError) as exc:
+        if exc.status == 404:
+            raise
+        return grain_page_response(request, user, grain_id, exc.status, error=str(exc),
+                                   share_open=True)
+    return redirect(f"/grains/{grain_id}", "shared")
 
 
 @router.post("/grains/{grain_id}/access/{share_id}")
