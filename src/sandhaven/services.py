@@ -12,6 +12,7 @@ from typing import Any
 from sandhaven.config import Settings
 from sandhaven.config.runtime import RuntimeSettings
 from sandhaven.grains import Grains
+from sandhaven.grains.access_log import AccessLog
 from sandhaven.grains.sessions import GrainSessions
 from sandhaven.grains.shares import Shares
 from sandhaven.grains.tokens import GrainTokens
@@ -46,6 +47,7 @@ class Services:
     grain_sessions: GrainSessions | None = None
     grain_tokens: GrainTokens | None = None
     shares: Shares | None = None
+    access_log: AccessLog | None = None
     upstream: Any = None  # the gateway's connection pool, set by the composition root
 
     @classmethod
@@ -74,6 +76,8 @@ class Services:
         services.shares = Shares(store, services.grain_sessions, grains, mailer)
         services.shares.on_change.append(services.grain_tokens.clear_cache)
         runtime.on_save.append(services.grain_sessions.clear_cache)
+        services.access_log = AccessLog(store, services.grain_sessions,
+                                        lambda: int(runtime.get("sharing.access_log_days")))
         grains.on_trash = services.grain_sessions.revoke
         sessions, tokens = services.grain_sessions, services.grain_tokens
         services.identity.users.on_access_change += [

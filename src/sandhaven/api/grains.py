@@ -3,16 +3,19 @@ sessions, API tokens, sharing links and who has access."""
 
 from __future__ import annotations
 
+from datetime import date
+
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from sandhaven.api import schemas
 from sandhaven.api.routes import RowId
-from sandhaven.errors import NotFound
+from sandhaven.errors import InvalidInput, NotFound
 from sandhaven.grains import Grains, GrainView
+from sandhaven.grains.access_log import to_csv
 from sandhaven.grains.shares import Shares, ShareView
 from sandhaven.identity.users import UserView
-from sandhaven.shell.auth import current_user, services
+from sandhaven.shell.auth import client_of, current_user, services
 
 router = APIRouter(tags=["grains"])
 ERRORS = {code: {"model": schemas.ErrorBody} for code in (400, 401, 403, 404, 409, 410, 422, 502)}
@@ -104,7 +107,7 @@ def open_session(grain_id: str, request: Request,
                  user: UserView = Depends(current_user)) -> schemas.GrainSession:
     """Open a session: load ``url`` in a frame or tab; it sets the session host's
     cookie once and redirects to the app."""
-    opened = services(request).grain_sessions.open(user.id, grain_id)
+    opened = services(request).grain_sessions.open(user.id, grain_id, client_of(request))
     return schemas.GrainSession(url=opened.url, host=opened.host,
                                 expires=opened.expires.isoformat() + "Z")
 
@@ -193,3 +196,31 @@ def revoke_access(grain_id: str, share_id: RowId, request: Request,
     """Revoke a share and everything re-shared from it, at once."""
     _shares(request).revoke(user.id, grain_id, share_id)
     return Response(status_code=204)
+
+
+@router.get("/grains/{grain_id}/access-log", response_model=list[schemas.AccessLogRow],
+            responses={**ERRORS, 200: {"content": {"text/csv": {}}}})
+def access_log(grain_id: str, request: Request, person: str | None = None,
+               since: date | None = None, until: date | None = None, format: str = "json",
+               user: UserView = Depends(current_user)) -> Response | list[schemas.AccessLogRow]:
+    """Who opened the grain, newest first (owner only: 403 for others with access).
+    ``person``: a user ID; ``since``/``until``: days (YYYY-MM-DD, UTC, included);
+    ``format=csv`` for a download."""
+    log = services(request).access_log
+    assert log is not None
+    rows = log.for_grain(user.id, grain_id, person=person, since=since, until=until)
+    if format == "csv":
+        return Response(to_csv(rows), media_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="access-log-{grain_id}.csv"'})
+    if format != "json":
+        raise InvalidInput(f"Parameter 'format' has value {format[:20]!r}: use json or csv.")
+    return [schemas.AccessLogRow(**r.api()) for r in rows]  # type: ignore[arg-type]
+
+
+@router.get("/me/activity", response_model=list[schemas.AccessLogRow], responses=ERRORS)
+def my_activity(request: Request,
+                user: UserView = Depends(current_user)) -> list[schemas.AccessLogRow]:
+    """The caller's own rows in every grain's access log, newest first."""
+    log = services(request).access_log
+    assert log is not None
+    return [schemas.AccessLogRow(**r.api()) for r in log.for_user(user.id)]  # type: ignore[arg-type]

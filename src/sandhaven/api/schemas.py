@@ -217,3 +217,18 @@ class ShareEntry(BaseModel):
 class ShareCreated(ShareEntry):
     url: str | None = Field(description="A link's <base>/shared/<token>, shown only once; "
                                         "null for an invitation by address")
+
+
+class AccessLogRow(BaseModel):
+    at: str
+    grain_id: str
+    grain_title: str
+    user_id: str | None = Field(description="null for an anonymous link holder")
+    user_name: str
+    identity_id: str | None = Field(description="The per-grain user ID the app saw")
+    via: str = Field(description="owner, share, link or token")
+    label: str = Field(description="The share's or token's label")
+    role: int | None
+    permissions: list[str]
+    client_ip: str
+    user_agent: str

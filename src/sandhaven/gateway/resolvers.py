@@ -33,6 +33,7 @@ from sandhaven.gateway.hosts import SCOPE_KEY
 from sandhaven.gateway.pages import send_page
 from sandhaven.gateway.target import Identity, Target, Watch
 from sandhaven.grains import Grains
+from sandhaven.grains.access_log import Client
 from sandhaven.grains.sessions import COOKIE_NAME, INIT_PATH, GrainSessions, LiveSession
 from sandhaven.grains.tokens import GrainTokens
 
@@ -85,6 +86,13 @@ class SessionResolver:
                       _identity(live), watch=watch)
 
 
+def _client(scope: Scope) -> Client:
+    """The request's address (after trusted proxies) and user agent, for the log."""
+    address = scope.get("client")
+    return Client(ip=address[0] if address else "",
+                  user_agent=Headers(scope=scope).get("user-agent", ""))
+
+
 def bearer_token(headers: Headers) -> str | None:
     """The token of ``Authorization: Bearer T`` or of HTTP Basic with T as password
     (CalDAV, WebDAV and git clients speak only Basic; compat.md)."""
@@ -134,7 +142,7 @@ class ApiResolver:
             raise _challenge("This API needs an API token: Authorization: Bearer <token>, "
                              "or HTTP Basic with the token as password.")
         try:
-            live, api_path = self.tokens.check(token)
+            live, api_path = self.tokens.check(token, _client(scope))
         except NotAuthenticated as exc:
             raise _challenge(str(exc)) from None
         _check_path(scope)

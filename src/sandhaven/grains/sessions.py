@@ -29,6 +29,7 @@ from sqlalchemy import select, update
 
 from sandhaven.errors import Forbidden, NotFound
 from sandhaven.grains.access import Access, all_permissions, chain_permissions
+from sandhaven.grains.access_log import Client, record
 from sandhaven.identity.identicon import identicon_key
 from sandhaven.packages.manifest import Manifest
 from sandhaven.store import Store, utcnow
@@ -158,11 +159,14 @@ class GrainSessions:
         return Access(grain.id, user_id, False, ordered, best[0].role_index, best[0].id)
 
     # -- opening -----------------------------------------------------------------
-    def open(self, user_id: str, grain_id: str) -> OpenedSession:
-        """Open a session for a person with access; raises NotFound otherwise."""
-        return self._create(self.access(user_id, grain_id))
+    def open(self, user_id: str, grain_id: str, client: Client | None = None
+             ) -> OpenedSession:
+        """Open a session for a person with access (a row in the grain's access
+        log); raises NotFound otherwise."""
+        return self._create(self.access(user_id, grain_id), client)
 
-    def open_anonymous(self, share_id: int, grain_id: str) -> OpenedSession:
+    def open_anonymous(self, share_id: int, grain_id: str, client: Client | None = None
+                       ) -> OpenedSession:
         """Open a session for whoever holds sharing link ``share_id``: the app sees
         ``Anonymous User`` with no user ID. Raises NotFound when the link grants
         nothing now (revoked, anonymous access turned off)."""
@@ -170,9 +174,9 @@ class GrainSessions:
             found = self._access(s, None, grain_id, share_id)
         if found is None:
             raise NotFound(f"No grain with ID {grain_id[:40]!r}.")
-        return self._create(found)
+        return self._create(found, client)
 
-    def _create(self, access: Access) -> OpenedSession:
+    def _create(self, access: Access, client: Client | None) -> OpenedSession:
         secret = secrets.token_urlsafe(32)
         host_id = host_id_of(secret)
         now = utcnow()
@@ -184,12 +188,17 @@ class GrainSessions:
                                share_id=access.share_id,
                                permissions=list(access.permissions), created_at=now,
                                expires_at=expires))
+            identity = None
             if access.user_id is not None:
-                self._identity(s, access.grain_id, access.user_id)
+                identity = self._identity(s, access.grain_id, access.user_id)
+            label = ""
             if access.share_id is not None:
                 share = s.get(Share, access.share_id)
                 if share is not None:
                     share.last_used_at = now
+                    label = share.label
+            via = "owner" if access.is_owner else "share" if access.user_id else "link"
+            record(s, access, identity, client, via=via, label=label)
         origin = session_origin(self.base_url, self.wildcard_host, host_id)
         return OpenedSession(url=f"{origin}{INIT_PATH}?session={quote(secret)}",
                              host=urlsplit(origin).netloc, origin=origin, expires=expires)

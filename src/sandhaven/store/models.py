@@ -271,6 +271,32 @@ class GrainIdentity(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+class AccessLogEntry(Base):
+    """Someone reached a grain: a session opened (``via`` owner, share or link), or an
+    API token was used (``via`` token; one row per token per hour). ``user_id`` is
+    NULL for anonymous link holders; ``label`` is the share's or token's label."""
+
+    __tablename__ = "access_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    grain_id: Mapped[str] = mapped_column(ForeignKey("grains.id", ondelete="CASCADE"),
+                                          index=True)
+    user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True, index=True)
+    identity_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    share_id: Mapped[int | None] = mapped_column(
+        ForeignKey("shares.id", ondelete="SET NULL"), nullable=True)
+    token_id: Mapped[int | None] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="SET NULL"), nullable=True)
+    via: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    role_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    permissions: Mapped[list] = mapped_column(JSON)
+    client_ip: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
 class ServerSetting(Base):
     """A setting changed by an admin in the shell; it overrides the settings table's value."""
 

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from sandhaven.api.routes import RowId
 from sandhaven.errors import NotFound, RequestError
 from sandhaven.identity.users import UserView
-from sandhaven.shell.auth import current_user, services
+from sandhaven.shell.auth import client_of, current_user, services
 from sandhaven.shell.render import redirect, render
 
 router = APIRouter()
@@ -78,7 +78,7 @@ def grain_page_response(request: Request, user: UserView, grain_id: str, status:
     log = grains.read_log(user.id, grain_id) if is_owner and view.state == "crashed" else ""
     session = None
     if view.trashed_at is None:
-        session = sessions.open(user.id, grain_id)
+        session = sessions.open(user.id, grain_id, client_of(request))
     if not path.startswith("/") or path.startswith("//"):
         path = "/"
     manifest = grains.package_manifest(view.package_id)

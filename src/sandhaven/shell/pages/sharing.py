@@ -9,13 +9,16 @@ grain joins their "Shared with me") and opening it anonymously (nothing recorded
 
 from __future__ import annotations
 
+from datetime import date
+from urllib.parse import urlencode
+
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
 from sandhaven.errors import MailError, NotAuthenticated, RequestError
 from sandhaven.grains.shares import Shares
 from sandhaven.identity.users import UserView
-from sandhaven.shell.auth import current_user, optional_user, services
+from sandhaven.shell.auth import client_of, current_user, optional_user, services
 from sandhaven.shell.pages.grains import grain_page_response
 from sandhaven.shell.render import redirect, render
 
@@ -40,7 +43,7 @@ def open_link(request: Request, token: str, anonymous: bool = False) -> Response
     if not svc.runtime.get("sharing.anonymous"):
         raise NotAuthenticated("Log in to open this sharing link.")
     session = svc.grain_sessions.open_anonymous(link.share_id,  # type: ignore[union-attr]
-                                                link.grain_id)
+                                                link.grain_id, client_of(request))
     return render(request, "shared.html", title=link.grain_title, link=link,
                   session=session)
 
@@ -106,3 +109,30 @@ def change_access(request: Request, grain_id: str, share_id: int,
                                    share_open=True)
     return redirect(f"/grains/{grain_id}", "share-revoked" if action == "revoke"
                     else "share-changed")
+
+
+@router.get("/grains/{grain_id}/access-log")
+def access_log_page(request: Request, grain_id: str, person: str = "", since: str = "",
+                    until: str = "", user: UserView = Depends(current_user)) -> Response:
+    """The owner's view of the grain's access log; ``person``, ``since``, ``until``
+    filter it, and the CSV link downloads what is shown."""
+    svc = services(request)
+    assert svc.access_log is not None and svc.grains is not None
+    error = None
+    try:
+        first = date.fromisoformat(since) if since else None
+        last = date.fromisoformat(until) if until else None
+    except ValueError:
+        first = last = None
+        error = "Dates are written YYYY-MM-DD."
+    rows = svc.access_log.for_grain(user.id, grain_id, person=person or None,
+                                    since=first, until=last)
+    people = {r.user_id: r.user_name for r in svc.access_log.for_grain(user.id, grain_id)
+              if r.user_id}
+    query = urlencode({k: v for k, v in (("person", person), ("since", since),
+                                         ("until", until)) if v} | {"format": "csv"})
+    return render(request, "access_log.html", status=400 if error else 200,
+                  title="Access log", section="grains", grain=svc.grains.view(grain_id),
+                  rows=rows, people=sorted(people.items(), key=lambda p: p[1]),
+                  person=person, since=since, until=until, error=error,
+                  csv_url=f"/api/v1/grains/{grain_id}/access-log?{query}")
