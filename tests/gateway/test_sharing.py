@@ -147,6 +147,9 @@ def test_reshare_is_capped_and_revoking_a_middle_link_cuts_off_its_children(grai
     changed = owner.patch(f"/api/v1/grains/{gid}/access/{bob_share['id']}",
                           json={"role": VIEWER})
     assert changed.status_code == 200 and changed.json()["role_title"] == "viewer"
+    carol_share = next(a for a in bob.get(f"/api/v1/grains/{gid}/access").json()
+                       if a["kind"] == "person")
+    assert carol_share["role_title"] == "editor" and carol_share["permissions"] == []
     assert _seen(bob_view)["x-sandstorm-permissions"] == ""
     assert _seen(carol_view)["x-sandstorm-permissions"] == ""
     assert _seen(anonymous_view)["x-sandstorm-permissions"] == ""

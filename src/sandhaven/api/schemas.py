@@ -212,6 +212,8 @@ class ShareEntry(BaseModel):
     created_at: str
     last_used_at: str | None
     can_change: bool = Field(description="Whether the caller may change or revoke it")
+    permissions: list[str] = Field(description="What it grants now: its role's "
+                                   "permissions capped along the chain it came from")
 
 
 class ShareCreated(ShareEntry):

@@ -57,6 +57,8 @@ class ShareView:
     created_at: datetime
     last_used_at: datetime | None
     can_change: bool
+    # What it grants now: its role capped along the chain it was re-shared from.
+    permissions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,7 @@ class Shares:
                       if 0 <= row.role_index < len(manifest.roles) else f"role {row.role_index}")
         recipient = s.get(User, row.recipient_id) if row.recipient_id else None
         creator = s.get(User, row.created_by)
+        granted = chain_permissions(s, row, s.get(Grain, row.grain_id), manifest)
         return ShareView(
             id=row.id, kind="link" if row.recipient_id is None else "person",
             label=row.label, role=row.role_index, role_title=role_title,
@@ -243,7 +246,8 @@ class Shares:
             created_by=row.created_by, created_by_name=creator.name if creator else "",
             parent_id=row.parent_id, created_at=row.created_at,
             last_used_at=row.last_used_at,
-            can_change=access.is_owner or row.created_by == access.user_id)
+            can_change=access.is_owner or row.created_by == access.user_id,
+            permissions=granted or ())
 
     def list_access(self, user_id: str, grain_id: str) -> list[ShareView]:
         """Who has access, oldest first: every live share for the owner; for anyone
