@@ -167,6 +167,7 @@ def test_reshare_is_capped_and_revoking_a_middle_link_cuts_off_its_children(grai
     users = gs.services.identity.users
     users.set_suspended(admin.id, bob_share["recipient"]["id"], True)
     assert _seen(carol_view) == 403 and _seen(anonymous_view) == 403
+    assert _seen(bob_view) == 403 and bob.get("/api/v1/me").status_code == 401
     users.set_suspended(admin.id, bob_share["recipient"]["id"], False)
     assert _seen(carol_view)["x-sandstorm-permissions"] == "write"
     bob_view = _open(gs, bob, gid)  # his own sessions ended for good
