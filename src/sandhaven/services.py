@@ -13,6 +13,7 @@ from sandhaven.config import Settings
 from sandhaven.config.runtime import RuntimeSettings
 from sandhaven.grains import Grains
 from sandhaven.grains.access_log import AccessLog
+from sandhaven.grains.requests import AccessRequests
 from sandhaven.grains.sessions import GrainSessions
 from sandhaven.grains.shares import Shares
 from sandhaven.grains.tokens import GrainTokens
@@ -48,6 +49,7 @@ class Services:
     grain_tokens: GrainTokens | None = None
     shares: Shares | None = None
     access_log: AccessLog | None = None
+    access_requests: AccessRequests | None = None
     upstream: Any = None  # the gateway's connection pool, set by the composition root
 
     @classmethod
@@ -75,6 +77,7 @@ class Services:
         services.grain_tokens = GrainTokens(store, services.grain_sessions)
         services.shares = Shares(store, services.grain_sessions, grains, mailer)
         services.shares.on_change.append(services.grain_tokens.clear_cache)
+        services.access_requests = AccessRequests(store, services.shares, mailer)
         runtime.on_save.append(services.grain_sessions.clear_cache)
         services.access_log = AccessLog(store, services.grain_sessions,
                                         lambda: int(runtime.get("sharing.access_log_days")))

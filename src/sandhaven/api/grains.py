@@ -13,12 +13,14 @@ from sandhaven.api.routes import RowId
 from sandhaven.errors import InvalidInput, NotFound
 from sandhaven.grains import Grains, GrainView
 from sandhaven.grains.access_log import to_csv
+from sandhaven.grains.requests import AccessRequests
 from sandhaven.grains.shares import Shares, ShareView
 from sandhaven.identity.users import UserView
 from sandhaven.shell.auth import client_of, current_user, services
 
 router = APIRouter(tags=["grains"])
-ERRORS = {code: {"model": schemas.ErrorBody} for code in (400, 401, 403, 404, 409, 410, 422, 502)}
+ERRORS = {code: {"model": schemas.ErrorBody}
+          for code in (400, 401, 403, 404, 409, 410, 422, 429, 502)}
 
 
 def _grains(request: Request) -> Grains:
@@ -224,3 +226,47 @@ def my_activity(request: Request,
     log = services(request).access_log
     assert log is not None
     return [schemas.AccessLogRow(**r.api()) for r in log.for_user(user.id)]  # type: ignore[arg-type]
+
+
+def _requests(request: Request) -> AccessRequests:
+    found = services(request).access_requests
+    assert found is not None
+    return found
+
+
+@router.post("/grains/{grain_id}/access-requests", status_code=202, responses=ERRORS)
+def ask_access(grain_id: str, body: schemas.AccessRequestCreate, request: Request,
+               user: UserView = Depends(current_user)) -> dict[str, str]:
+    """Ask the owner for access. The answer is the same whether or not the grain
+    exists or you already have access; 429 when asked too often."""
+    _requests(request).ask(user.id, grain_id, body.message)
+    return {"status": "sent"}
+
+
+@router.get("/grains/{grain_id}/access-requests",
+            response_model=list[schemas.AccessRequestEntry], responses=ERRORS)
+def list_access_requests(grain_id: str, request: Request,
+                         user: UserView = Depends(current_user)
+                         ) -> list[schemas.AccessRequestEntry]:
+    """Open requests (owner only)."""
+    return [schemas.AccessRequestEntry(
+        id=r.id, user={"id": r.user_id, "name": r.user_name, "email": r.user_email},
+        message=r.message, created_at=r.created_at.isoformat() + "Z")
+        for r in _requests(request).pending(user.id, grain_id)]
+
+
+@router.post("/grains/{grain_id}/access-requests/{request_id}/grant",
+             response_model=schemas.ShareEntry, status_code=201, responses=ERRORS)
+def grant_access_request(grain_id: str, request_id: RowId, body: schemas.AccessRequestGrant,
+                         request: Request, user: UserView = Depends(current_user)
+                         ) -> schemas.ShareEntry:
+    """Grant the asker a role (owner only); the request closes."""
+    return _share(_requests(request).grant(user.id, grain_id, request_id, body.role))
+
+
+@router.delete("/grains/{grain_id}/access-requests/{request_id}", status_code=204,
+               responses=ERRORS)
+def dismiss_access_request(grain_id: str, request_id: RowId, request: Request,
+                           user: UserView = Depends(current_user)) -> Response:
+    _requests(request).dismiss(user.id, grain_id, request_id)
+    return Response(status_code=204)

@@ -234,3 +234,18 @@ class AccessLogRow(BaseModel):
     permissions: list[str]
     client_ip: str
     user_agent: str
+
+
+class AccessRequestCreate(Strict):
+    message: str = Field("", max_length=1000)
+
+
+class AccessRequestGrant(Strict):
+    role: StrictInt = Field(description="Role position to grant")
+
+
+class AccessRequestEntry(BaseModel):
+    id: int
+    user: dict[str, str] = Field(description="{id, name, email} of who asks")
+    message: str
+    created_at: str

@@ -48,6 +48,8 @@ NOTICES = {
     "token-revoked": "API token revoked.",
     "share-revoked": "Access revoked.",
     "share-changed": "Role changed.",
+    "request-granted": "Access granted.",
+    "request-dismissed": "Request dismissed.",
     "shared": "Shared. They were told by mail where outgoing mail is set up.",
     "installed": "App package installed.",
     "already-installed": "That package was already installed; nothing changed.",

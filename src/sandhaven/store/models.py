@@ -230,6 +230,21 @@ class Share(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
+class AccessRequest(Base):
+    """A logged-in person without access asking a grain's owner for it; open until
+    the owner grants a role or dismisses it (``closed_at``)."""
+
+    __tablename__ = "access_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    grain_id: Mapped[str] = mapped_column(ForeignKey("grains.id", ondelete="CASCADE"),
+                                          index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    message: Mapped[str] = mapped_column(String(1000), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 class GrainSession(Base):
     """One view of one grain in one browser tab, on its own host.
 

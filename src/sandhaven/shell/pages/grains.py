@@ -87,6 +87,8 @@ def grain_page_response(request: Request, user: UserView, grain_id: str, status:
                   frame_url=(session.url + "&path=" + quote(path, safe="/")) if session else "",
                   roles=list(enumerate(manifest.roles)), is_owner=is_owner,
                   access=svc.shares.list_access(user.id, grain_id) if session else [],
+                  requests=svc.access_requests.pending(user.id, grain_id)  # type: ignore[union-attr]
+                  if is_owner else [],
                   tokens=svc.grain_tokens.list(user.id, grain_id) if session else [],  # type: ignore[union-attr]
                   api_url=svc.grain_tokens.url, **ctx)  # type: ignore[union-attr]
 
@@ -94,8 +96,14 @@ def grain_page_response(request: Request, user: UserView, grain_id: str, status:
 @router.get("/grains/{grain_id}")
 def grain_page(request: Request, grain_id: str, path: str = "/",
                user: UserView = Depends(current_user)) -> Response:
-    """The grain in a frame below its top bar; ``?path=`` opens the app at a path."""
-    return grain_page_response(request, user, grain_id, path=path[:2000])
+    """The grain in a frame below its top bar; ``?path=`` opens the app at a path.
+    Without access: 404, with a form to ask the owner (shown for any ID, so it
+    reveals nothing)."""
+    try:
+        return grain_page_response(request, user, grain_id, path=path[:2000])
+    except NotFound:
+        return render(request, "request_access.html", status=404, title="No access",
+                      section="grains", grain_id=grain_id[:40], sent=False)
 
 
 @router.post("/grains/{grain_id}/api-tokens")

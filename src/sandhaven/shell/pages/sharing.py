@@ -136,3 +136,35 @@ def access_log_page(request: Request, grain_id: str, person: str = "", since: st
                   rows=rows, people=sorted(people.items(), key=lambda p: p[1]),
                   person=person, since=since, until=until, error=error,
                   csv_url=f"/api/v1/grains/{grain_id}/access-log?{query}")
+
+
+@router.post("/grains/{grain_id}/request-access")
+def request_access(request: Request, grain_id: str, user: UserView = Depends(current_user),
+                   message: str = Form("")) -> Response:
+    """Ask the owner; the answer is the same whether or not the grain exists."""
+    services(request).access_requests.ask(user.id, grain_id, message[:1000])  # type: ignore[union-attr]
+    return render(request, "request_access.html", title="Access requested",
+                  section="grains", grain_id=grain_id[:40], sent=True)
+
+
+@router.post("/grains/{grain_id}/access-requests/{request_id}")
+def answer_request(request: Request, grain_id: str, request_id: int,
+                   user: UserView = Depends(current_user), role: str = Form(""),
+                   action: str = Form("grant")) -> Response:
+    requests = services(request).access_requests
+    assert requests is not None
+    try:
+        if action == "dismiss":
+            requests.dismiss(user.id, grain_id, request_id)
+        else:
+            requests.grant(user.id, grain_id, request_id, int(role))
+    except ValueError:
+        return grain_page_response(request, user, grain_id, 400,
+                                   error="Choose a role from the list.", share_open=True)
+    except RequestError as exc:
+        if exc.status == 404:
+            raise
+        return grain_page_response(request, user, grain_id, exc.status, error=str(exc),
+                                   share_open=True)
+    return redirect(f"/grains/{grain_id}", "request-dismissed" if action == "dismiss"
+                    else "request-granted")
