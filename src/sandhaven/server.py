@@ -148,8 +148,10 @@ class Lifespan:
         with svc.store.session() as s:
             rates = ratelimit.prune(s)
         temporaries = svc.packages.remove_stale_temporaries()
+        access_rows = svc.access_log.prune() if svc.access_log else 0
         log.info("maintenance", grains_purged=purged, sessions_pruned=sessions,
-                 rate_events_pruned=rates, stale_installs_removed=temporaries)
+                 rate_events_pruned=rates, stale_installs_removed=temporaries,
+                 access_log_pruned=access_rows)
 
 
 def build_app(services: Services) -> Lifespan:

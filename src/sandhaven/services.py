@@ -12,7 +12,10 @@ from typing import Any
 from sandhaven.config import Settings
 from sandhaven.config.runtime import RuntimeSettings
 from sandhaven.grains import Grains
+from sandhaven.grains.access_log import AccessLog
+from sandhaven.grains.requests import AccessRequests
 from sandhaven.grains.sessions import GrainSessions
+from sandhaven.grains.shares import Shares
 from sandhaven.grains.tokens import GrainTokens
 from sandhaven.identity import Identity
 from sandhaven.mail import Mailer
@@ -44,6 +47,9 @@ class Services:
     grains: Grains | None = None
     grain_sessions: GrainSessions | None = None
     grain_tokens: GrainTokens | None = None
+    shares: Shares | None = None
+    access_log: AccessLog | None = None
+    access_requests: AccessRequests | None = None
     upstream: Any = None  # the gateway's connection pool, set by the composition root
 
     @classmethod
@@ -65,8 +71,16 @@ class Services:
         supervisor = Supervisor(grains.spec_for, SupervisorConfig.from_settings(settings))
         grains.supervisor = supervisor
         services.supervisor, services.grains = supervisor, grains
-        services.grain_sessions = GrainSessions(store, settings.base_url, settings.wildcard_host)
+        services.grain_sessions = GrainSessions(
+            store, settings.base_url, settings.wildcard_host,
+            anonymous_allowed=lambda: bool(runtime.get("sharing.anonymous")))
         services.grain_tokens = GrainTokens(store, services.grain_sessions)
+        services.shares = Shares(store, services.grain_sessions, grains, mailer)
+        services.shares.on_change.append(services.grain_tokens.clear_cache)
+        services.access_requests = AccessRequests(store, services.shares, mailer)
+        runtime.on_save.append(services.grain_sessions.clear_cache)
+        services.access_log = AccessLog(store, services.grain_sessions,
+                                        lambda: int(runtime.get("sharing.access_log_days")))
         grains.on_trash = services.grain_sessions.revoke
         sessions, tokens = services.grain_sessions, services.grain_tokens
         services.identity.users.on_access_change += [

@@ -140,3 +140,61 @@ def test_a_grain_opens_in_its_frame_and_keeps_its_content(tmp_path: Path, browse
     finally:
         stop_server(live)
         remove_tree(root)
+
+
+def test_a_read_only_link_shared_with_another_user(tmp_path: Path, browser):
+    """Alice shares a Hello grain read-only by link; Bob opens it as himself and
+    cannot save; a visitor not logged in sees it as Anonymous User."""
+    import subprocess
+    import sys
+
+    from sandhaven.packages.keys import SigningKey
+    from sandhaven.packages.testing import build_hello
+    from sandhaven.sandbox.testing import make_runtime_root, remove_tree
+
+    root = make_runtime_root()
+    data = root / "data"
+    live = start_server(data, "--dev", "--sandbox-runtime-dir", str(root / "run"))
+    try:
+        spk = build_hello(root, SigningKey.generate())
+        installed = subprocess.run([sys.executable, "-m", "sandhaven", "--data-dir", str(data),
+                                    "install", str(spk)], capture_output=True, text=True)
+        assert installed.returncode == 0, installed.stderr
+        alice = browser.new_context().new_page()
+        alice.goto(live.url + "/login")
+        alice.get_by_role("button", name="Log in as Alice Dev").click()
+        alice.get_by_role("navigation", name="Main").get_by_role("link", name="Apps").click()
+        alice.get_by_role("button", name="New note").click()
+        expect(alice.get_by_role("heading", name="Untitled note")).to_be_visible()
+        alice.locator("summary", has_text="Share").click()
+        alice.get_by_label("Anyone with the link").select_option(label="can view")
+        alice.get_by_label("Label").first.fill("readers")
+        alice.get_by_role("button", name="Create sharing link").click()
+        link = alice.locator("#share-url").inner_text()
+        assert link.startswith(live.url + "/shared/")
+        expect(alice.get_by_role("table", name="Who has access")).to_contain_text("readers")
+
+        bob = browser.new_context().new_page()
+        bob.goto(live.url + "/login")
+        bob.get_by_role("button", name="Log in as Bob Dev").click()
+        bob.goto(link)
+        bob.get_by_role("button", name="Open as Bob Dev").click()
+        frame = bob.frame_locator("#grain-frame")
+        expect(frame.locator("body")).to_contain_text('"x-sandstorm-permissions": ""')
+        expect(frame.locator("body")).to_contain_text("Bob%20Dev")
+        app_frame = next(f for f in bob.frames if f.url.startswith("http://ui-"))
+        status = app_frame.evaluate(
+            "fetch('/', {method: 'POST', body: 'not allowed'}).then(r => r.status)")
+        assert status == 403
+        bob.get_by_role("navigation", name="Main").get_by_role("link", name="Grains").click()
+        expect(bob.get_by_role("table", name="Shared with me")).to_contain_text("Untitled note")
+
+        visitor = browser.new_context().new_page()
+        visitor.goto(link)
+        frame = visitor.frame_locator("#grain-frame")
+        expect(frame.locator("body")).to_contain_text("Anonymous%20User")
+        ARTIFACTS.mkdir(exist_ok=True)
+        alice.screenshot(path=str(ARTIFACTS / "shell-share-dialog.png"))
+    finally:
+        stop_server(live)
+        remove_tree(root)

@@ -131,7 +131,8 @@ def _settings(request: Request) -> schemas.ServerSettings:
         signup_policy=s.signup_policy, smtp_host=s.get("smtp.host"), smtp_port=s.get("smtp.port"),
         smtp_security=s.get("smtp.security"), smtp_user=s.get("smtp.user"),
         smtp_from_address=s.get("smtp.from_address"),
-        smtp_password_set=bool(s.get("smtp.password")))
+        smtp_password_set=bool(s.get("smtp.password")),
+        sharing_anonymous=s.get("sharing.anonymous"))
 
 
 @router.get("/admin/settings", response_model=schemas.ServerSettings, responses=ERRORS,
@@ -145,8 +146,8 @@ def get_settings(request: Request, admin: UserView = Depends(admin_user)
               tags=["admin"])
 def patch_settings(body: schemas.ServerSettingsPatch, request: Request,
                    admin: UserView = Depends(admin_user)) -> schemas.ServerSettings:
-    """Change signup policy and SMTP settings; all or nothing."""
-    changes = {k.replace("smtp_", "smtp.", 1): v
+    """Change signup policy, SMTP and anonymous sharing settings; all or nothing."""
+    changes = {k.replace("smtp_", "smtp.", 1).replace("sharing_", "sharing.", 1): v
                for k, v in body.model_dump(exclude_none=True).items()}
     services(request).runtime.save(changes)
     return _settings(request)

@@ -91,6 +91,8 @@ class ServerSettings(BaseModel):
     smtp_user: str
     smtp_from_address: str
     smtp_password_set: bool
+    sharing_anonymous: bool = Field(description="Visitors who are not logged in may open "
+                                                "sharing links as Anonymous User")
 
 
 class ServerSettingsPatch(Strict):
@@ -101,6 +103,7 @@ class ServerSettingsPatch(Strict):
     smtp_user: str | None = None
     smtp_password: str | None = None
     smtp_from_address: str | None = None
+    sharing_anonymous: bool | None = None
 
 
 class LoginRequest(Strict):
@@ -182,3 +185,67 @@ class GrainTokenCreated(GrainToken):
     token: str
     url: str = Field(description="The API host's URL.")
     webkey: str = Field(description="<url>#<token>, for clients that take one string.")
+
+
+class ShareCreate(Strict):
+    role: StrictInt = Field(description="Role position in the app's manifest.")
+    label: str = Field("", max_length=200, description="A link's label")
+    email: str | None = Field(None, max_length=320, description="Share with this person "
+                              "instead of making a link (a mail tells them)")
+    message: str = Field("", max_length=1000, description="Added to the invitation mail")
+
+
+class SharePatch(Strict):
+    role: StrictInt = Field(description="The new role position.")
+
+
+class ShareEntry(BaseModel):
+    id: int
+    kind: str = Field(description="link or person")
+    label: str
+    role: int
+    role_title: str
+    recipient: dict[str, str] | None = Field(description="{id, name} of a person; null "
+                                                         "for a link")
+    created_by: dict[str, str] = Field(description="{id, name} of who added it")
+    parent_id: int | None = Field(description="The share it was re-shared from")
+    created_at: str
+    last_used_at: str | None
+    can_change: bool = Field(description="Whether the caller may change or revoke it")
+    permissions: list[str] = Field(description="What it grants now: its role's "
+                                   "permissions capped along the chain it came from")
+
+
+class ShareCreated(ShareEntry):
+    url: str | None = Field(description="A link's <base>/shared/<token>, shown only once; "
+                                        "null for an invitation by address")
+
+
+class AccessLogRow(BaseModel):
+    at: str
+    grain_id: str
+    grain_title: str
+    user_id: str | None = Field(description="null for an anonymous link holder")
+    user_name: str
+    identity_id: str | None = Field(description="The per-grain user ID the app saw")
+    via: str = Field(description="owner, share, link or token")
+    label: str = Field(description="The share's or token's label")
+    role: int | None
+    permissions: list[str]
+    client_ip: str
+    user_agent: str
+
+
+class AccessRequestCreate(Strict):
+    message: str = Field("", max_length=1000)
+
+
+class AccessRequestGrant(Strict):
+    role: StrictInt = Field(description="Role position to grant")
+
+
+class AccessRequestEntry(BaseModel):
+    id: int
+    user: dict[str, str] = Field(description="{id, name, email} of who asks")
+    message: str
+    created_at: str

@@ -8,6 +8,7 @@ an admin in the store overrides it until cleared. Only settings marked
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -24,6 +25,8 @@ class RuntimeSettings:
     def __init__(self, store: Store, base: Settings) -> None:
         self.store = store
         self.base = base
+        # Called after every save (the grain sessions' cache: anonymous access).
+        self.on_save: list[Callable[[], object]] = []
 
     def _overrides(self) -> dict[str, Any]:
         with self.store.read() as s:
@@ -80,3 +83,5 @@ class RuntimeSettings:
                     s.add(ServerSetting(name=name, value=encoded, updated_at=utcnow()))
                 else:
                     row.value, row.updated_at = encoded, utcnow()
+        for callback in self.on_save:
+            callback()

@@ -236,6 +236,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("grains.trash_days", 30, _parse_int(1, 3650),
             "Days a grain stays in the trash, restorable, before it is purged with its "
             "storage.", kind="integer"),
+    Setting("sharing.anonymous", True, _parse_bool,
+            "Whether visitors who are not logged in may open sharing links (as Anonymous "
+            "User). Off: they must log in first.", kind="boolean", admin_editable=True),
+    Setting("sharing.access_log_days", 365, _parse_int(1, 36500),
+            "Days each grain's access log keeps a row (who opened it, when, from where).",
+            kind="integer"),
     Setting("sandbox.grain_uid", 64999, _parse_int(1, (1 << 32) - 2),
             "Unprivileged host user (and group) ID that grain processes run as when "
             "the server runs as root. It needs no account; give it no other use.",

@@ -343,7 +343,8 @@ class GrainProxy:
         self.activity.stream_opened(target)
         try:
             await send({"type": "websocket.accept", "subprotocol": ws.protocol})
-            await ws_relay.relay(ws, receive, send)
+            await ws_relay.relay(ws, receive, send, target.watch,
+                                 target.identity.permissions)
         finally:
             if not ws.closed:
                 await ws.close()

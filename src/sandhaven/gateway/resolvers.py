@@ -6,12 +6,16 @@ supervisor, and the session host's init path.
 cookie; :class:`ApiResolver` does the same on ``api.<wildcard>`` with a bearer
 token (or HTTP Basic with the token as password); :class:`SessionInit` answers the
 init path that turns the secret in the iframe's first URL into the host's cookie.
+A WebSocket's target carries a :class:`~sandhaven.gateway.target.Watch`, so the
+relay closes it as soon as its session or token is revoked or its permissions
+change.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -27,8 +31,9 @@ from sandhaven.errors import (
 )
 from sandhaven.gateway.hosts import SCOPE_KEY
 from sandhaven.gateway.pages import send_page
-from sandhaven.gateway.target import Identity, Target
+from sandhaven.gateway.target import Identity, Target, Watch
 from sandhaven.grains import Grains
+from sandhaven.grains.access_log import Client
 from sandhaven.grains.sessions import COOKIE_NAME, INIT_PATH, GrainSessions, LiveSession
 from sandhaven.grains.tokens import GrainTokens
 
@@ -71,9 +76,21 @@ class SessionResolver:
     async def __call__(self, scope: Scope) -> Target:
         host_id = scope[SCOPE_KEY].label.removeprefix("ui-")
         cookies = cookie_parser(Headers(scope=scope).get("cookie", ""))
-        live = self.sessions.check(host_id, cookies.get(COOKIE_NAME))
+        secret = cookies.get(COOKIE_NAME)
+        live = self.sessions.check(host_id, secret)
+        watch = None
+        if scope["type"] == "websocket":
+            assert secret is not None
+            watch = Watch(self.sessions.subscribe, partial(self.sessions.recheck, secret))
         return Target(live.grain_id, await _socket(self.grains, live.grain_id),
-                      _identity(live))
+                      _identity(live), watch=watch)
+
+
+def _client(scope: Scope) -> Client:
+    """The request's address (after trusted proxies) and user agent, for the log."""
+    address = scope.get("client")
+    return Client(ip=address[0] if address else "",
+                  user_agent=Headers(scope=scope).get("user-agent", ""))
 
 
 def bearer_token(headers: Headers) -> str | None:
@@ -125,12 +142,16 @@ class ApiResolver:
             raise _challenge("This API needs an API token: Authorization: Bearer <token>, "
                              "or HTTP Basic with the token as password.")
         try:
-            live, api_path = self.tokens.check(token)
+            live, api_path = self.tokens.check(token, _client(scope))
         except NotAuthenticated as exc:
             raise _challenge(str(exc)) from None
         _check_path(scope)
+        watch = None
+        if scope["type"] == "websocket":
+            watch = Watch(self.tokens.sessions.subscribe, partial(self.tokens.recheck, token))
         return Target(live.grain_id, await _socket(self.grains, live.grain_id),
-                      _identity(live), path_prefix=api_path.rstrip("/") if api_path else "")
+                      _identity(live), path_prefix=api_path.rstrip("/") if api_path else "",
+                      watch=watch)
 
 
 class SessionInit:

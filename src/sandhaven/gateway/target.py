@@ -108,18 +108,35 @@ class Identity:
 
 
 @dataclass(frozen=True, slots=True)
+class Watch:
+    """How a long-lived connection (a WebSocket) learns that its access changed.
+
+    ``subscribe(callback)`` registers ``callback`` to run, from any thread, after
+    any revocation or role change, and returns a function that unregisters it;
+    ``current()`` rechecks the connection's credential, uncached, and returns the
+    permissions it holds now, or None when it grants nothing any more.
+    """
+
+    subscribe: Callable[[Callable[[], None]], Callable[[], None]]
+    current: Callable[[], tuple[str, ...] | None]
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     """Where and as whom to relay one request.
 
     ``grain_id`` keys the activity hook; ``socket_path`` is the grain's HTTP Unix
     socket; ``path_prefix`` is prepended to the request path (the manifest's API
-    path on the API host, e.g. ``/api/``; empty on session hosts).
+    path on the API host, e.g. ``/api/``; empty on session hosts). ``watch``, given
+    for WebSockets, lets the relay close the connection once its access is revoked
+    or its permissions change.
     """
 
     grain_id: str
     socket_path: str
     identity: Identity
     path_prefix: str = ""
+    watch: Watch | None = None
 
     def __post_init__(self) -> None:
         if self.path_prefix and not self.path_prefix.startswith("/"):

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from sandhaven.gateway.pages import PAGE_HEADERS, page_body
+from sandhaven.gateway.target import Watch
 
 # Codes a peer may send in a close frame (RFC 6455 7.4): 1004-1006 and 1015 are
 # reserved for local use and cannot be relayed; they become 1000 or 1011.
@@ -52,9 +53,19 @@ async def deny(scope: dict[str, Any], send: Any, status: int) -> None:
         await send({"type": "websocket.close", "code": 1008})
 
 
-async def relay(ws: aiohttp.ClientWebSocketResponse, receive: Any, send: Any) -> None:
+# Sent to the browser when the connection's access was revoked or changed: 1008
+# "policy violation"; the app may reconnect and gets the new permissions.
+REVOKED_CODE = 1008
+REVOKED_REASON = "access changed"
+
+
+async def relay(ws: aiohttp.ClientWebSocketResponse, receive: Any, send: Any,
+                watch: Watch | None = None, permissions: tuple[str, ...] = ()) -> None:
     """Pump messages both ways until one side closes; then close the other side
-    with the same code (and reason) where RFC 6455 allows it."""
+    with the same code (and reason) where RFC 6455 allows it. With ``watch``, the
+    connection is also closed (browser: :data:`REVOKED_CODE`, grain: 1001) as soon
+    as a recheck after a revocation or role change finds that the credential
+    grants nothing any more or other permissions than ``permissions``."""
 
     async def browser_to_grain() -> None:
         while True:
@@ -89,7 +100,31 @@ async def relay(ws: aiohttp.ClientWebSocketResponse, receive: Any, send: Any) ->
                     await send({"type": "websocket.close", "code": code, "reason": reason})
                 return
 
+    async def until_changed(watch: Watch) -> None:
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+
+        def wake() -> None:  # runs in whichever thread revoked
+            with contextlib.suppress(RuntimeError):  # the loop already closed
+                loop.call_soon_threadsafe(changed.set)
+
+        unsubscribe = watch.subscribe(wake)
+        try:
+            while True:
+                await changed.wait()
+                changed.clear()
+                if watch.current() != permissions:
+                    with contextlib.suppress(OSError, RuntimeError):
+                        await send({"type": "websocket.close", "code": REVOKED_CODE,
+                                    "reason": REVOKED_REASON})
+                    await ws.close(code=1001)
+                    return
+        finally:
+            unsubscribe()
+
     tasks = [asyncio.ensure_future(browser_to_grain()), asyncio.ensure_future(grain_to_browser())]
+    if watch is not None:
+        tasks.append(asyncio.ensure_future(until_changed(watch)))
     try:
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:

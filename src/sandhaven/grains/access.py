@@ -1,5 +1,6 @@
 """Who may do what in a grain: the owner holds every permission the app declares
-("full access"); everyone else gets what a share grants (see the sharing layer).
+("full access"); everyone else gets what their shares grant, capped along the
+re-share chain (:func:`chain_permissions`).
 Permissions are recomputed from the grain's current package at every check, so
 an app update that redefines a role applies at once.
 """
@@ -8,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
+
 from sandhaven.packages.manifest import Manifest
+from sandhaven.store.models import Grain, Share, User
 
 
 @dataclass(frozen=True)
@@ -34,4 +38,44 @@ def role_permissions(manifest: Manifest, role_index: int) -> tuple[str, ...]:
     if not 0 <= role_index < len(manifest.roles):
         return ()
     granted = set(manifest.roles[role_index].permissions)
+    return tuple(p.name for p in manifest.permissions if p.name in granted)
+
+
+# A re-share chain longer than this grants nothing (and a cycle cannot loop forever).
+MAX_CHAIN = 32
+
+
+def chain_permissions(s: Session, share: Share, grain: Grain, manifest: Manifest
+                      ) -> tuple[str, ...] | None:
+    """The permissions ``share`` grants now, in declaration order: its role's
+    intersected with every ancestor's along ``parent_id`` (a re-share never grants
+    more than its sharer holds). None when any share of the chain is revoked,
+    belongs to another grain, was made by a suspended account, or does not lead
+    back to the grain's owner: a
+    root share must be the owner's; a re-share must be made by its parent's
+    recipient, and a person's grant taken from a link (its parent) by the link's
+    creator."""
+    granted = set(all_permissions(manifest))
+    seen: set[int] = set()
+    current = share
+    while True:
+        if (current.revoked_at is not None or current.grain_id != grain.id
+                or current.id in seen or len(seen) >= MAX_CHAIN):
+            return None
+        seen.add(current.id)
+        creator = s.get(User, current.created_by)
+        if creator is None or creator.suspended_at is not None:
+            return None
+        granted &= set(role_permissions(manifest, current.role_index))
+        if current.parent_id is None:
+            if current.created_by != grain.owner_id:
+                return None
+            break
+        parent = s.get(Share, current.parent_id)
+        if parent is None:
+            return None
+        from_link = parent.recipient_id is None and current.created_by == parent.created_by
+        if parent.recipient_id != current.created_by and not from_link:
+            return None
+        current = parent
     return tuple(p.name for p in manifest.permissions if p.name in granted)

@@ -8,7 +8,8 @@ redirects to the app. The init path works once.
 
 Each request to a session host: the cookie must hash to the host's ID and to a
 live session (not revoked, not expired); the person must still have access
-(active account, grain not in the trash, still owner or share holder); the
+(active account, grain not in the trash, still owner or share holder; for an
+anonymous session, the link still live and anonymous access allowed); the
 permissions are recomputed from the current package. The result is cached for
 at most :data:`RECHECK_SECONDS`, so a revocation takes effect within that time.
 """
@@ -17,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote, urlsplit
@@ -25,15 +28,25 @@ from urllib.parse import quote, urlsplit
 from sqlalchemy import select, update
 
 from sandhaven.errors import Forbidden, NotFound
-from sandhaven.grains.access import Access, all_permissions
+from sandhaven.grains.access import Access, all_permissions, chain_permissions
+from sandhaven.grains.access_log import Client, record
 from sandhaven.identity.identicon import identicon_key
 from sandhaven.packages.manifest import Manifest
 from sandhaven.store import Store, utcnow
-from sandhaven.store.models import Grain, GrainIdentity, GrainSession, Package, User
+from sandhaven.store.models import (
+    Grain,
+    GrainIdentity,
+    GrainSession,
+    Package,
+    Share,
+    User,
+)
 
 COOKIE_NAME = "sandhaven_grain_session"
 INIT_PATH = "/_sandhaven/init"
 RECHECK_SECONDS = 0.5
+# What apps see as the name of someone using a sharing link without logging in.
+ANONYMOUS_NAME = "Anonymous User"
 
 
 def host_id_of(secret: str) -> str:
@@ -82,12 +95,18 @@ class GrainSessions:
     """Opens, checks and revokes grain sessions. ``lifetime``: how long one lasts."""
 
     def __init__(self, store: Store, base_url: str, wildcard_host: str,
-                 lifetime: timedelta = timedelta(hours=24)) -> None:
+                 lifetime: timedelta = timedelta(hours=24),
+                 anonymous_allowed: Callable[[], bool] = lambda: True) -> None:
         self.store = store
+        # Asked at every check of an anonymous session: the admin may turn it off.
+        self.anonymous_allowed = anonymous_allowed
         self.base_url = base_url
         self.wildcard_host = wildcard_host
         self.lifetime = lifetime
         self._cache: dict[str, tuple[float, LiveSession | None]] = {}
+        # Long-lived connections (WebSockets) waiting to hear of any access change.
+        self._watchers: set[Callable[[], None]] = set()
+        self._watchers_lock = threading.Lock()
 
     # -- access ------------------------------------------------------------------
     def access(self, user_id: str, grain_id: str) -> Access:
@@ -99,23 +118,65 @@ class GrainSessions:
             raise NotFound(f"No grain with ID {grain_id[:40]!r}.")
         return found
 
-    def _access(self, s, user_id: str | None, grain_id: str) -> Access | None:  # type: ignore[no-untyped-def]
+    def _access(self, s, user_id: str | None, grain_id: str,  # type: ignore[no-untyped-def]
+                share_id: int | None = None) -> Access | None:
+        """What a person (``user_id``) or an anonymous link holder (``user_id`` None,
+        ``share_id`` the link) holds now, or None. The owner holds every permission;
+        a person holds the union of their shares' chains (the best one is
+        ``Access.share_id``, the parent of their re-shares); a link holder holds
+        that link's chain, while the admin allows anonymous access."""
         grain = s.get(Grain, grain_id)
-        if grain is None or grain.trashed_at is not None or user_id is None:
+        if grain is None or grain.trashed_at is not None:
             return None
+        manifest = Manifest.model_validate(s.get(Package, grain.package_id).manifest)
+        if user_id is None:
+            link = s.get(Share, share_id) if share_id is not None else None
+            if link is None or link.token_hash is None or not self.anonymous_allowed():
+                return None
+            granted = chain_permissions(s, link, grain, manifest)
+            if granted is None:
+                return None
+            return Access(grain.id, None, False, granted, link.role_index, link.id)
         user = s.get(User, user_id)
         if user is None or user.suspended_at is not None:
             return None
         if grain.owner_id == user_id:
-            package = s.get(Package, grain.package_id)
-            manifest = Manifest.model_validate(package.manifest)
             return Access(grain.id, user_id, True, all_permissions(manifest))
-        return None
+        best: tuple[Share, tuple[str, ...]] | None = None
+        held: set[str] = set()
+        for share in s.scalars(select(Share).where(
+                Share.grain_id == grain_id, Share.recipient_id == user_id,
+                Share.revoked_at.is_(None)).order_by(Share.id)):
+            granted = chain_permissions(s, share, grain, manifest)
+            if granted is None:
+                continue
+            held.update(granted)
+            if best is None or len(granted) > len(best[1]):
+                best = (share, granted)
+        if best is None:
+            return None
+        ordered = tuple(p.name for p in manifest.permissions if p.name in held)
+        return Access(grain.id, user_id, False, ordered, best[0].role_index, best[0].id)
 
     # -- opening -----------------------------------------------------------------
-    def open(self, user_id: str, grain_id: str) -> OpenedSession:
-        """Open a session for a person with access; raises NotFound otherwise."""
-        access = self.access(user_id, grain_id)
+    def open(self, user_id: str, grain_id: str, client: Client | None = None
+             ) -> OpenedSession:
+        """Open a session for a person with access (a row in the grain's access
+        log); raises NotFound otherwise."""
+        return self._create(self.access(user_id, grain_id), client)
+
+    def open_anonymous(self, share_id: int, grain_id: str, client: Client | None = None
+                       ) -> OpenedSession:
+        """Open a session for whoever holds sharing link ``share_id``: the app sees
+        ``Anonymous User`` with no user ID. Raises NotFound when the link grants
+        nothing now (revoked, anonymous access turned off)."""
+        with self.store.read() as s:
+            found = self._access(s, None, grain_id, share_id)
+        if found is None:
+            raise NotFound(f"No grain with ID {grain_id[:40]!r}.")
+        return self._create(found, client)
+
+    def _create(self, access: Access, client: Client | None) -> OpenedSession:
         secret = secrets.token_urlsafe(32)
         host_id = host_id_of(secret)
         now = utcnow()
@@ -123,10 +184,21 @@ class GrainSessions:
         with self.store.session() as s:
             s.add(GrainSession(id=_hash(secret), host_id=host_id,
                                public_id=secrets.token_hex(16), tab_id=secrets.token_hex(16),
-                               grain_id=grain_id, user_id=user_id, share_id=access.share_id,
+                               grain_id=access.grain_id, user_id=access.user_id,
+                               share_id=access.share_id,
                                permissions=list(access.permissions), created_at=now,
                                expires_at=expires))
-            self._identity(s, grain_id, user_id)
+            identity = None
+            if access.user_id is not None:
+                identity = self._identity(s, access.grain_id, access.user_id)
+            label = ""
+            if access.share_id is not None:
+                share = s.get(Share, access.share_id)
+                if share is not None:
+                    share.last_used_at = now
+                    label = share.label
+            via = "owner" if access.is_owner else "share" if access.user_id else "link"
+            record(s, access, identity, client, via=via, label=label)
         origin = session_origin(self.base_url, self.wildcard_host, host_id)
         return OpenedSession(url=f"{origin}{INIT_PATH}?session={quote(secret)}",
                              host=urlsplit(origin).netloc, origin=origin, expires=expires)
@@ -157,8 +229,35 @@ class GrainSessions:
         return f"{self.base_url}/identicon/{identicon_key(user_id)}.svg"
 
     def clear_cache(self) -> None:
-        """Forget cached checks: the next request on every session is checked anew."""
+        """Forget cached checks: the next request on every session is checked anew,
+        and every watcher (an open WebSocket) is told to recheck."""
         self._cache.clear()
+        self.notify()
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Run ``callback`` (from any thread) after every access change; returns the
+        function that unsubscribes it."""
+        with self._watchers_lock:
+            self._watchers.add(callback)
+
+        def unsubscribe() -> None:
+            with self._watchers_lock:
+                self._watchers.discard(callback)
+
+        return unsubscribe
+
+    def notify(self) -> None:
+        """Tell every watcher that access may have changed."""
+        with self._watchers_lock:
+            watchers = list(self._watchers)
+        for callback in watchers:
+            callback()
+
+    def recheck(self, secret: str) -> tuple[str, ...] | None:
+        """The permissions the session behind ``secret`` holds now, uncached, or
+        None when it is no longer live."""
+        live = self._load(_hash(secret))
+        return None if live is None else live.access.permissions
 
     # -- every request -------------------------------------------------------------
     def check(self, host_id: str, secret: str | None) -> LiveSession:
@@ -188,9 +287,14 @@ class GrainSessions:
             if (row is None or row.revoked_at is not None or row.initialized_at is None
                     or row.expires_at <= utcnow()):
                 return None
-            access = self._access(s, row.user_id, row.grain_id)
+            access = self._access(s, row.user_id, row.grain_id, row.share_id)
             if access is None:
                 return None
+            if row.user_id is None:
+                return LiveSession(
+                    grain_id=row.grain_id, public_id=row.public_id, tab_id=row.tab_id,
+                    access=access, user_id=None, identity_id=None,
+                    username=ANONYMOUS_NAME, handle=None, picture=None, pronouns=None)
             user = s.get(User, row.user_id)
             identity = s.scalar(select(GrainIdentity.identity_id).where(
                 GrainIdentity.grain_id == row.grain_id, GrainIdentity.user_id == row.user_id))
@@ -210,5 +314,5 @@ class GrainSessions:
             q = q.where(GrainSession.user_id == user_id)
         with self.store.session() as s:
             count = s.execute(q.values(revoked_at=utcnow())).rowcount or 0
-        self._cache.clear()
+        self.clear_cache()
         return count

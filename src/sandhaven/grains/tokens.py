@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from sandhaven.errors import InvalidInput, NotAuthenticated, NotFound
 from sandhaven.grains.access import role_permissions
+from sandhaven.grains.access_log import Client, record
 from sandhaven.grains.sessions import RECHECK_SECONDS, GrainSessions, LiveSession
 from sandhaven.identity.profiles import clean_name
 from sandhaven.packages.manifest import Manifest
@@ -51,6 +52,8 @@ class GrainTokens:
         self.sessions = sessions
         self._cache: dict[str, tuple[float, tuple[LiveSession, str] | None]] = {}
         self._touched: dict[int, float] = {}
+        # The hour (since the epoch) each token's use was last logged, by token hash.
+        self._logged: dict[str, int] = {}
 
     @property
     def url(self) -> str:
@@ -104,15 +107,23 @@ class GrainTokens:
                     or (row.user_id != user_id and not access.is_owner)):
                 raise NotFound(f"No API token with ID {token_id} for this grain.")
             row.revoked_at = utcnow()
-        self._cache.clear()
+        self.clear_cache()
 
     def clear_cache(self) -> None:
-        """Forget cached checks: the next request with every token is checked anew."""
+        """Forget cached checks: the next request with every token is checked anew,
+        and open WebSockets recheck theirs."""
         self._cache.clear()
+        self.sessions.notify()
 
-    def check(self, token: str) -> tuple[LiveSession, str]:
+    def recheck(self, token: str) -> tuple[str, ...] | None:
+        """The permissions ``token`` grants now, uncached, or None."""
+        found = self._load(hashlib.sha256(token.encode()).hexdigest())
+        return None if found is None else found[0].access.permissions
+
+    def check(self, token: str, client: Client | None = None) -> tuple[LiveSession, str]:
         """``(session-like view, manifest API path)`` for a live token. Raises
-        NotAuthenticated for an unknown, revoked or powerless token."""
+        NotAuthenticated for an unknown, revoked or powerless token. The first use
+        in each hour adds a row to the grain's access log (``client``: from where)."""
         if not token or len(token) > 100:
             raise NotAuthenticated("The API token is not valid.")
         key = hashlib.sha256(token.encode()).hexdigest()
@@ -127,7 +138,20 @@ class GrainTokens:
             self._cache[key] = (now, found)
         if found is None:
             raise NotAuthenticated("The API token is not valid or was revoked.")
+        hour = int(time.time() // 3600)
+        if self._logged.get(key) != hour:
+            if len(self._logged) > 10_000:
+                self._logged.clear()
+            self._logged[key] = hour
+            self._log_use(key, found[0], client)
         return found
+
+    def _log_use(self, key: str, live: LiveSession, client: Client | None) -> None:
+        with self.store.session() as s:
+            row = s.scalar(select(ApiToken).where(ApiToken.token_hash == key))
+            if row is not None:
+                record(s, replace(live.access, role_index=row.role_index), live.identity_id,
+                       client, via="token", label=row.label, token_id=row.id)
 
     def _load(self, key: str) -> tuple[LiveSession, str] | None:
         with self.store.read() as s:
@@ -154,8 +178,6 @@ class GrainTokens:
                 found = s.get(ApiToken, token_id)
                 if found is not None:
                     found.last_used_at = utcnow()
-        from dataclasses import replace
-
         live = LiveSession(
             grain_id=grain.id, public_id=key[:32], tab_id=hashlib.sha256(
                 (key + ":tab").encode()).hexdigest()[:32],

@@ -23,11 +23,11 @@ from sandhaven.shell import errors
 from sandhaven.shell.csrf import CSRFMiddleware, origin_of
 from sandhaven.shell.headers import HeadAsGet, ShellSecurityHeaders
 from sandhaven.shell.limits import BodyLimitMiddleware
-from sandhaven.shell.pages import account, admin, apps, grains, login, main, pictures
+from sandhaven.shell.pages import account, admin, apps, grains, login, main, pictures, sharing
 
 STATIC = Path(__file__).with_name("static")
 PAGE_ROUTERS = (login.router, account.router, admin.router, apps.router, grains.router,
-                pictures.router, main.router)
+                sharing.router, pictures.router, main.router)
 
 
 def create_api(services: Services) -> FastAPI:

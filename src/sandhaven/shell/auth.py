@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from sandhaven.errors import Forbidden, NotAuthenticated
+from sandhaven.grains.access_log import Client
 from sandhaven.identity.sessions import COOKIE_NAME
 from sandhaven.identity.users import UserView
 from sandhaven.services import Services
@@ -52,3 +53,8 @@ def admin_user(request: Request) -> UserView:
 
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
+
+
+def client_of(request: Request) -> Client:
+    """The request's address and user agent, for a grain's access log."""
+    return Client(ip=client_ip(request), user_agent=request.headers.get("user-agent", ""))

@@ -230,6 +230,21 @@ class Share(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
+class AccessRequest(Base):
+    """A logged-in person without access asking a grain's owner for it; open until
+    the owner grants a role or dismisses it (``closed_at``)."""
+
+    __tablename__ = "access_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    grain_id: Mapped[str] = mapped_column(ForeignKey("grains.id", ondelete="CASCADE"),
+                                          index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    message: Mapped[str] = mapped_column(String(1000), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 class GrainSession(Base):
     """One view of one grain in one browser tab, on its own host.
 
@@ -269,6 +284,32 @@ class GrainIdentity(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     identity_id: Mapped[str] = mapped_column(String(32), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AccessLogEntry(Base):
+    """Someone reached a grain: a session opened (``via`` owner, share or link), or an
+    API token was used (``via`` token; one row per token per hour). ``user_id`` is
+    NULL for anonymous link holders; ``label`` is the share's or token's label."""
+
+    __tablename__ = "access_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    grain_id: Mapped[str] = mapped_column(ForeignKey("grains.id", ondelete="CASCADE"),
+                                          index=True)
+    user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True, index=True)
+    identity_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    share_id: Mapped[int | None] = mapped_column(
+        ForeignKey("shares.id", ondelete="SET NULL"), nullable=True)
+    token_id: Mapped[int | None] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="SET NULL"), nullable=True)
+    via: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    role_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    permissions: Mapped[list] = mapped_column(JSON)
+    client_ip: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
 
 
 class ServerSetting(Base):

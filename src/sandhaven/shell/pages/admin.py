@@ -14,7 +14,7 @@ from sandhaven.shell.render import redirect, render
 
 router = APIRouter()
 EDITABLE = ("signup_policy", "smtp.host", "smtp.port", "smtp.security", "smtp.user",
-            "smtp.password", "smtp.from_address")
+            "smtp.password", "smtp.from_address", "sharing.anonymous")
 
 
 def _users_page(request: Request, status: int = 200, **ctx) -> Response:  # type: ignore[no-untyped-def]

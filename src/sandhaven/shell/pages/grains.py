@@ -1,5 +1,6 @@
-"""The Grains pages: the list, the trash, a grain's own page, and the forms that
-create, rename, stop, trash, restore and purge grains."""
+"""The Grains pages: the list (own grains and those shared with the user), the
+trash, a grain's own page, and the forms that create, rename, stop, trash,
+restore and purge grains."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from sandhaven.api.routes import RowId
-from sandhaven.errors import RequestError
+from sandhaven.errors import NotFound, RequestError
 from sandhaven.identity.users import UserView
-from sandhaven.shell.auth import current_user, services
+from sandhaven.shell.auth import client_of, current_user, services
 from sandhaven.shell.render import redirect, render
 
 router = APIRouter()
@@ -28,9 +29,11 @@ def human_size(n: int) -> str:
 
 
 def _list(request: Request, user: UserView, status: int = 200, **ctx) -> Response:  # type: ignore[no-untyped-def]
-    grains = services(request).grains.list(user.id)  # type: ignore[union-attr]
+    svc = services(request)
+    grains = svc.grains.list(user.id)  # type: ignore[union-attr]
+    shared = svc.shares.shared_with(user.id)  # type: ignore[union-attr]
     return render(request, "grains.html", status=status, title="Grains", section="grains",
-                  grains=grains, human_size=human_size, **ctx)
+                  grains=grains, shared=shared, human_size=human_size, **ctx)
 
 
 @router.get("/grains")
@@ -59,21 +62,33 @@ def new_grain(request: Request, user: UserView = Depends(current_user),
     return redirect(f"/grains/{view.id}")
 
 
-def _grain_page(request: Request, user: UserView, grain_id: str, status: int = 200,
-                path: str = "/", **ctx) -> Response:  # type: ignore[no-untyped-def]
+def grain_page_response(request: Request, user: UserView, grain_id: str, status: int = 200,
+                        path: str = "/", **ctx) -> Response:  # type: ignore[no-untyped-def]
+    """The grain page for its owner or a share holder (NotFound for anyone else):
+    the grain in a frame, the share dialog with who has access, API tokens."""
     svc = services(request)
-    view = svc.grains.get(user.id, grain_id)  # type: ignore[union-attr]
-    log = svc.grains.read_log(user.id, grain_id) if view.state == "crashed" else ""  # type: ignore[union-attr]
+    grains, sessions = svc.grains, svc.grain_sessions
+    assert grains is not None and sessions is not None and svc.shares is not None
+    try:
+        view = grains.get(user.id, grain_id)
+        is_owner = True
+    except NotFound:
+        sessions.access(user.id, grain_id)  # raises NotFound without a share
+        view, is_owner = grains.view(grain_id), False
+    log = grains.read_log(user.id, grain_id) if is_owner and view.state == "crashed" else ""
     session = None
     if view.trashed_at is None:
-        session = svc.grain_sessions.open(user.id, grain_id)  # type: ignore[union-attr]
+        session = sessions.open(user.id, grain_id, client_of(request))
     if not path.startswith("/") or path.startswith("//"):
         path = "/"
-    manifest = svc.grains.package_manifest(view.package_id)  # type: ignore[union-attr]
+    manifest = grains.package_manifest(view.package_id)
     return render(request, "grain.html", status=status, title=view.title, section="grains",
                   grain=view, log=log, human_size=human_size, session=session,
                   frame_url=(session.url + "&path=" + quote(path, safe="/")) if session else "",
-                  roles=list(enumerate(manifest.roles)),
+                  roles=list(enumerate(manifest.roles)), is_owner=is_owner,
+                  access=svc.shares.list_access(user.id, grain_id) if session else [],
+                  requests=svc.access_requests.pending(user.id, grain_id)  # type: ignore[union-attr]
+                  if is_owner else [],
                   tokens=svc.grain_tokens.list(user.id, grain_id) if session else [],  # type: ignore[union-attr]
                   api_url=svc.grain_tokens.url, **ctx)  # type: ignore[union-attr]
 
@@ -81,8 +96,14 @@ def _grain_page(request: Request, user: UserView, grain_id: str, status: int = 2
 @router.get("/grains/{grain_id}")
 def grain_page(request: Request, grain_id: str, path: str = "/",
                user: UserView = Depends(current_user)) -> Response:
-    """The grain in a frame below its top bar; ``?path=`` opens the app at a path."""
-    return _grain_page(request, user, grain_id, path=path[:2000])
+    """The grain in a frame below its top bar; ``?path=`` opens the app at a path.
+    Without access: 404, with a form to ask the owner (shown for any ID, so it
+    reveals nothing)."""
+    try:
+        return grain_page_response(request, user, grain_id, path=path[:2000])
+    except NotFound:
+        return render(request, "request_access.html", status=404, title="No access",
+                      section="grains", grain_id=grain_id[:40], sent=False)
 
 
 @router.post("/grains/{grain_id}/api-tokens")
@@ -93,12 +114,13 @@ def new_api_token(request: Request, grain_id: str, user: UserView = Depends(curr
         role_index = None if role in ("", "full") else int(role)
         _, token = tokens.create(user.id, grain_id, role_index, label)  # type: ignore[union-attr]
     except ValueError:
-        return _grain_page(request, user, grain_id, 400, error="Choose a role from the list.")
+        return grain_page_response(request, user, grain_id, 400,
+                                   error="Choose a role from the list.")
     except RequestError as exc:
         if exc.status == 404:
             raise
-        return _grain_page(request, user, grain_id, exc.status, error=str(exc))
-    return _grain_page(request, user, grain_id, webkey=f"{tokens.url}#{token}")  # type: ignore[union-attr]
+        return grain_page_response(request, user, grain_id, exc.status, error=str(exc))
+    return grain_page_response(request, user, grain_id, webkey=f"{tokens.url}#{token}")  # type: ignore[union-attr]
 
 
 @router.post("/grains/{grain_id}/api-tokens/{token_id}/revoke")

@@ -12,7 +12,8 @@
     if (event.origin !== origin || event.source !== frame.contentWindow) return;
     var data = event.data;
     if (!data || typeof data !== "object") return;
-    if (typeof data.setPath === "string" && data.setPath.charAt(0) === "/" &&
+    // Anonymous views of a sharing link have no grain page to point at.
+    if (grainId && typeof data.setPath === "string" && data.setPath.charAt(0) === "/" &&
         data.setPath.length < 2000) {
       var url = "/grains/" + encodeURIComponent(grainId) + "?path=" +
         encodeURIComponent(data.setPath);

@@ -1,0 +1,310 @@
+"""Sharing: links that grant a role on a grain, the grants people take from them,
+invitations by address, re-shares, role changes and revocation.
+
+A sharing link is 256 random bits shown once as ``<base>/shared/<token>``; only
+its SHA-256 is stored (``shares.token_hash``). A logged-in person who opens it
+gets a share of their own (``recipient_id``) whose parent is the link, so the
+grain shows among their "Shared with me" and revoking the link revokes them too.
+Anyone may re-share what they hold: the new share's parent is the share they
+hold it by, and what it grants is capped along the chain
+(:func:`~sandhaven.grains.access.chain_permissions`), recomputed at every check.
+
+Every change (role, revocation) clears the session and token caches, so the
+next request on any open session or API token sees it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sandhaven.errors import Forbidden, Gone, InvalidInput, MailError, NotFound
+from sandhaven.grains.access import Access, chain_permissions, role_permissions
+from sandhaven.grains.service import Grains, GrainView
+from sandhaven.grains.sessions import GrainSessions
+from sandhaven.identity.emails import normalize_email
+from sandhaven.identity.profiles import clean_name
+from sandhaven.mail import Mailer, OutgoingMail
+from sandhaven.packages.manifest import Manifest
+from sandhaven.store import Store, utcnow
+from sandhaven.store.models import Grain, Package, Share, User
+
+SHARED_PATH = "/shared/"
+MESSAGE_MAX = 1000  # characters of the optional message in an invitation mail
+
+
+@dataclass(frozen=True)
+class ShareView:
+    """One entry of a grain's who-has-access list: a link (``recipient_id`` None) or
+    a person. ``role_title`` is the role's title in the current manifest."""
+
+    id: int
+    kind: str  # "link" or "person"
+    label: str
+    role: int
+    role_title: str
+    recipient_id: str | None
+    recipient_name: str | None
+    created_by: str
+    created_by_name: str
+    parent_id: int | None
+    created_at: datetime
+    last_used_at: datetime | None
+    can_change: bool
+    # What it grants now: its role capped along the chain it was re-shared from.
+    permissions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OpenedLink:
+    """A live sharing link, as opening it finds it."""
+
+    share_id: int
+    grain_id: str
+    grain_title: str
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Shares:
+    """Sharing links and grants of one server. ``on_change`` callables run after
+    every role change or revocation (they clear access caches)."""
+
+    def __init__(self, store: Store, sessions: GrainSessions, grains: Grains,
+                 mailer: Mailer | None = None) -> None:
+        self.store = store
+        self.sessions = sessions
+        self.grains = grains
+        self.mailer = mailer
+        self.on_change: list[Callable[[], object]] = [sessions.clear_cache]
+
+    def _changed(self) -> None:
+        for callback in self.on_change:
+            callback()
+
+    def link_url(self, token: str) -> str:
+        return f"{self.sessions.base_url}{SHARED_PATH}{token}"
+
+    @staticmethod
+    def _manifest(s: Session, grain_id: str) -> Manifest:
+        grain = s.get(Grain, grain_id)
+        return Manifest.model_validate(s.get(Package, grain.package_id).manifest)
+
+    @staticmethod
+    def _check_role(manifest: Manifest, access: Access, role: int) -> None:
+        """Raises InvalidInput for a role the app lacks or marks obsolete (old shares
+        keep it; new ones cannot get it), Forbidden for one granting more than
+        ``access`` holds."""
+        if isinstance(role, bool) or not 0 <= role < len(manifest.roles):
+            raise InvalidInput(f"Field 'role': the app has {len(manifest.roles)} role(s); "
+                               f"{role} is not one of them.")
+        if manifest.roles[role].obsolete:
+            raise InvalidInput(f"Field 'role': role {role} "
+                               f"({manifest.roles[role].title!r}) is obsolete.")
+        missing = [p for p in role_permissions(manifest, role) if p not in access.permissions]
+        if missing:
+            raise Forbidden(f"You can share only what you hold: role "
+                            f"{manifest.roles[role].title!r} grants {', '.join(missing)!s}, "
+                            "which you do not have.")
+
+    # -- links -------------------------------------------------------------------
+    def create_link(self, user_id: str, grain_id: str, role: int, label: str = ""
+                    ) -> tuple[ShareView, str]:
+        """A new sharing link granting ``role`` (a role position); returns its view
+        and the token, which is never shown again. Raises NotFound (no access),
+        InvalidInput (no such role), Forbidden (the role grants more than the
+        user holds)."""
+        access = self.sessions.access(user_id, grain_id)
+        label = clean_name(label) if label.strip() else "Sharing link"
+        token = secrets.token_urlsafe(32)
+        with self.store.session() as s:
+            self._check_role(self._manifest(s, grain_id), access, role)
+            row = Share(grain_id=grain_id, created_by=user_id, recipient_id=None,
+                        token_hash=token_hash(token), parent_id=access.share_id,
+                        role_index=role, label=label, created_at=utcnow())
+            s.add(row)
+            s.flush()
+            view = self._view(s, row, access)
+        return view, token
+
+    def find_link(self, token: str) -> OpenedLink:
+        """The live link behind ``token``. Raises NotFound for a token that never
+        existed (forged, truncated) and Gone for one revoked, cut off with its
+        chain, or whose grain is in the trash."""
+        if not token or len(token) > 100:
+            raise NotFound("This sharing link is not valid. Check that it was copied whole.")
+        with self.store.read() as s:
+            row = s.scalar(select(Share).where(Share.token_hash == token_hash(token)))
+            if row is None:
+                raise NotFound("This sharing link is not valid. Check that it was copied "
+                               "whole.")
+            grain = s.get(Grain, row.grain_id)
+            if (grain.trashed_at is not None
+                    or chain_permissions(s, row, grain, self._manifest(s, grain.id)) is None):
+                raise Gone("This sharing link was revoked. Ask the person who sent it for "
+                           "a new one.")
+            return OpenedLink(row.id, grain.id, grain.title)
+
+    def redeem(self, token: str, user_id: str) -> str:
+        """A logged-in person opens a link: they get a share of their own under it
+        (once; opening again reuses it) and the grain's ID is returned. The owner
+        gets nothing new. Raises what :meth:`find_link` raises."""
+        link = self.find_link(token)
+        with self.store.session() as s:
+            grain = s.get(Grain, link.grain_id)
+            row = s.get(Share, link.share_id)
+            row.last_used_at = utcnow()
+            if grain.owner_id == user_id:
+                return grain.id
+            mine = s.scalar(select(Share).where(
+                Share.parent_id == row.id, Share.recipient_id == user_id,
+                Share.revoked_at.is_(None)))
+            if mine is None:
+                s.add(Share(grain_id=grain.id, created_by=row.created_by,
+                            recipient_id=user_id, token_hash=None, parent_id=row.id,
+                            role_index=row.role_index, label=row.label,
+                            created_at=utcnow(), last_used_at=utcnow()))
+            else:
+                mine.last_used_at = utcnow()
+        return link.grain_id
+
+    # -- people --------------------------------------------------------------------
+    def invite(self, user_id: str, grain_id: str, email: str, role: int, message: str = ""
+               ) -> ShareView:
+        """Share with a person by address. A user of this server gets the grant at
+        once (the grain joins their "Shared with me"), and a mail when outgoing
+        mail is configured; anyone else gets a mail with a sharing link of their
+        own, labelled with their address, which the sharer never sees. A mail that
+        cannot be sent leaves nothing behind.
+
+        Raises NotFound (no access), InvalidInput (not an address, the owner or
+        oneself, no such role), Forbidden (more than the sharer holds), MailError
+        (outgoing mail not configured for someone without an account, or the
+        SMTP server refused)."""
+        access = self.sessions.access(user_id, grain_id)
+        address = normalize_email(email)
+        message = " ".join(message.split())[:MESSAGE_MAX]
+        token: str | None = None
+        with self.store.session() as s:
+            self._check_role(self._manifest(s, grain_id), access, role)
+            grain = s.get(Grain, grain_id)
+            sharer = s.get(User, user_id)
+            recipient = s.scalar(select(User).where(User.email == address))
+            if recipient is not None and recipient.id in (grain.owner_id, user_id):
+                raise InvalidInput(f"{address} already holds this grain.")
+            if recipient is None:
+                if self.mailer is None or not self.mailer.configured():
+                    raise MailError(f"{address} has no account here, and outgoing mail is not "
+                                    "configured to send them a link; create a sharing link "
+                                    "instead.")
+                token = secrets.token_urlsafe(32)
+            row = Share(grain_id=grain_id, created_by=user_id,
+                        recipient_id=recipient.id if recipient else None,
+                        token_hash=token_hash(token) if token else None,
+                        parent_id=access.share_id, role_index=role, label=address,
+                        created_at=utcnow())
+            s.add(row)
+            s.flush()
+            view = self._view(s, row, access)
+            verb = self._manifest(s, grain_id).roles[role].verb_phrase or "can open"
+            title, sharer_name = grain.title, sharer.name
+        url = (self.link_url(token) if token
+               else f"{self.sessions.base_url}/grains/{grain_id}")
+        if token or (self.mailer is not None and self.mailer.configured()):
+            text = (f"{sharer_name} shared \"{title}\" with you on Sandhaven: you {verb}.\n\n"
+                    + (f"{message}\n\n" if message else "") + f"Open it: {url}\n")
+            try:
+                assert self.mailer is not None
+                self.mailer.send(OutgoingMail(address, f"{sharer_name} shared \"{title}\" "
+                                              "with you", text))
+            except MailError:
+                with self.store.session() as s:
+                    s.delete(s.get(Share, view.id))
+                raise
+        return view
+
+    # -- who has access --------------------------------------------------------------
+    def _view(self, s: Session, row: Share, access: Access) -> ShareView:
+        manifest = self._manifest(s, row.grain_id)
+        role_title = (manifest.roles[row.role_index].title
+                      if 0 <= row.role_index < len(manifest.roles) else f"role {row.role_index}")
+        recipient = s.get(User, row.recipient_id) if row.recipient_id else None
+        creator = s.get(User, row.created_by)
+        granted = chain_permissions(s, row, s.get(Grain, row.grain_id), manifest)
+        return ShareView(
+            id=row.id, kind="link" if row.recipient_id is None else "person",
+            label=row.label, role=row.role_index, role_title=role_title,
+            recipient_id=row.recipient_id, recipient_name=recipient.name if recipient else None,
+            created_by=row.created_by, created_by_name=creator.name if creator else "",
+            parent_id=row.parent_id, created_at=row.created_at,
+            last_used_at=row.last_used_at,
+            can_change=access.is_owner or row.created_by == access.user_id,
+            permissions=granted or ())
+
+    def list_access(self, user_id: str, grain_id: str) -> list[ShareView]:
+        """Who has access, oldest first: every live share for the owner; for anyone
+        else the shares they created. Raises NotFound without access."""
+        access = self.sessions.access(user_id, grain_id)
+        with self.store.read() as s:
+            q = select(Share).where(Share.grain_id == grain_id, Share.revoked_at.is_(None))
+            if not access.is_owner:
+                q = q.where(Share.created_by == user_id)
+            return [self._view(s, row, access) for row in s.scalars(q.order_by(Share.id))]
+
+    def _changeable(self, s: Session, access: Access, grain_id: str, share_id: int) -> Share:
+        row = s.get(Share, share_id)
+        if (row is None or row.grain_id != grain_id or row.revoked_at is not None
+                or not (access.is_owner or row.created_by == access.user_id)):
+            raise NotFound(f"No share with ID {share_id} that you can change on this grain.")
+        return row
+
+    def change_role(self, user_id: str, grain_id: str, share_id: int, role: int) -> ShareView:
+        """Give a share another role; open sessions see it on their next request.
+        The owner changes any share, others only those they created and only to a
+        role within what they hold. Raises NotFound, InvalidInput, Forbidden."""
+        access = self.sessions.access(user_id, grain_id)
+        with self.store.session() as s:
+            row = self._changeable(s, access, grain_id, share_id)
+            self._check_role(self._manifest(s, grain_id), access, role)
+            row.role_index = role
+            view = self._view(s, row, access)
+        self._changed()
+        return view
+
+    def revoke(self, user_id: str, grain_id: str, share_id: int) -> int:
+        """Revoke a share and every share derived from it (re-shares, grants taken
+        from a link); returns how many were revoked. The owner revokes any share,
+        others only those they created. Raises NotFound."""
+        access = self.sessions.access(user_id, grain_id)
+        now = utcnow()
+        with self.store.session() as s:
+            pending = [self._changeable(s, access, grain_id, share_id)]
+            count = 0
+            while pending:
+                row = pending.pop()
+                if row.revoked_at is None:
+                    row.revoked_at = now
+                    count += 1
+                pending.extend(s.scalars(select(Share).where(
+                    Share.parent_id == row.id, Share.revoked_at.is_(None))))
+        self._changed()
+        return count
+
+    def shared_with(self, user_id: str) -> list[GrainView]:
+        """Grains others shared with ``user_id`` that they can reach now, most
+        recently used first."""
+        with self.store.read() as s:
+            ids = set(s.scalars(select(Share.grain_id).where(
+                Share.recipient_id == user_id, Share.revoked_at.is_(None))))
+            reachable = [g for g in sorted(ids)
+                         if (a := self.sessions._access(s, user_id, g)) and not a.is_owner]
+        views = [self.grains.view(g) for g in reachable]
+        return sorted(views, key=lambda g: g.last_used_at or g.created_at, reverse=True)

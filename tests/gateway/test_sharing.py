@@ -1,0 +1,280 @@
+"""Sharing through the whole stack with a real grain of the Hello app (roles:
+0 editor with ``write``, 1 viewer with nothing), reading the X-Sandstorm-*
+headers the app echoes: who holds what, on the very next request."""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+from starlette.testclient import TestClient
+
+from sandhaven.testing.servers import run_grain
+from tests.conftest import BASE, bearer
+
+EDITOR, VIEWER = 0, 1
+
+
+def _enter(gs, url: str) -> TestClient:  # type: ignore[no-untyped-def]
+    """Follow a session's init URL in a fresh browser; returns it with the cookie."""
+    origin = "/".join(url.split("/", 3)[:3])
+    browser = gs.browser(origin)
+    init = browser.get(url.removeprefix(origin))
+    assert init.status_code == 303, init.text
+    # The cookie is Secure (browsers send it on http://*.localhost; httpx does not).
+    name, _, value = init.headers["set-cookie"].split(";", 1)[0].partition("=")
+    browser.cookies.set(name, value)
+    return browser
+
+
+def _open(gs, client: TestClient, grain_id: str) -> TestClient:  # type: ignore[no-untyped-def]
+    answer = client.post(f"/api/v1/grains/{grain_id}/sessions")
+    assert answer.status_code == 201, answer.text
+    return _enter(gs, answer.json()["url"])
+
+
+def _open_anonymously(gs, link: str) -> TestClient:  # type: ignore[no-untyped-def]
+    page = gs.browser().get(link.removeprefix(BASE))
+    assert page.status_code == 200, page.text
+    src = re.search(r'id="grain-frame"[^>]*src="([^"]+)"', page.text)
+    assert src is not None
+    return _enter(gs, html.unescape(src.group(1)))
+
+
+def _seen(browser: TestClient) -> dict[str, str] | int:
+    """The X-Sandstorm-* headers the app received (lower-case names), or the status."""
+    answer = browser.get("/")
+    if answer.status_code != 200:
+        return answer.status_code
+    return {k.lower(): v for k, v in answer.json()["headers"].items()}
+
+
+def _person(gs, email: str, name: str) -> tuple[TestClient, str]:  # type: ignore[no-untyped-def]
+    client = gs.browser()
+    return client, bearer(client, gs.services, email, name)
+
+
+def _share(client: TestClient, grain_id: str, role: int, label: str = "") -> dict:
+    made = client.post(f"/api/v1/grains/{grain_id}/shares", json={"role": role, "label": label})
+    assert made.status_code == 201, made.text
+    return made.json()
+
+
+def _accept(client: TestClient, link: str) -> None:
+    accepted = client.post(link.removeprefix(BASE))
+    assert accepted.status_code == 303, accepted.text
+
+
+def test_owner_link_holder_and_anonymous_visitor_see_their_roles(grain_server):
+    gs = grain_server
+    owner, _ = _person(gs, "ann@example.org", "Ann")
+    grain = owner.post("/api/v1/grains", json={"app_id": gs.app_id, "title": "N"}).json()
+    seen = _seen(_open(gs, owner, grain["id"]))
+    assert seen["x-sandstorm-permissions"] == "write" and seen["x-sandstorm-username"] == "Ann"
+
+    viewer_link = _share(owner, grain["id"], VIEWER, "read only")
+    assert viewer_link["url"].startswith(f"{BASE}/shared/")
+    assert len(viewer_link["url"].rsplit("/", 1)[1]) == 43  # 256 bits, base64url
+    assert viewer_link["kind"] == "link" and viewer_link["role_title"] == "viewer"
+
+    # A logged-in person: the choice page, then the grant is theirs.
+    bob, bob_id = _person(gs, "bob@example.org", "Bob")
+    assert bob.get(f"/api/v1/grains/{grain['id']}").status_code == 404
+    assert bob.get(f"/api/v1/grains/{grain['id']}/access").status_code == 404
+    _accept(bob, viewer_link["url"])
+    assert bob.get(f"/api/v1/grains/{grain['id']}").json()["title"] == "N"
+    assert bob.patch(f"/api/v1/grains/{grain['id']}", json={"title": "M"}).status_code == 404
+    assert bob.delete(f"/api/v1/grains/{grain['id']}").status_code == 404
+    shared = bob.get("/api/v1/grains?shared=true").json()
+    assert [g["id"] for g in shared] == [grain["id"]]
+    assert bob.get("/api/v1/grains").json() == []  # not among his own
+    bob_view = _open(gs, bob, grain["id"])
+    seen = _seen(bob_view)
+    assert seen["x-sandstorm-username"] == "Bob" and seen["x-sandstorm-permissions"] == ""
+    assert len(seen["x-sandstorm-user-id"]) == 32
+    assert bob_view.post("/", content="edit").status_code == 403  # the app refuses
+    _accept(bob, viewer_link["url"])  # opening again adds nothing
+    people = [a for a in owner.get(f"/api/v1/grains/{grain['id']}/access").json()
+              if a["kind"] == "person"]
+    assert [(p["recipient"]["id"], p["role"], p["parent_id"]) for p in people] == [
+        (bob_id, VIEWER, viewer_link["id"])]
+    assert people[0]["last_used_at"] is not None
+
+    # Not logged in: Anonymous User, no user ID, the link's role.
+    anonymous = _seen(_open_anonymously(gs, viewer_link["url"]))
+    assert anonymous["x-sandstorm-username"] == "Anonymous%20User"
+    assert "x-sandstorm-user-id" not in anonymous
+    assert anonymous["x-sandstorm-permissions"] == ""
+    editor_link = _share(owner, grain["id"], EDITOR)
+    writer = _open_anonymously(gs, editor_link["url"])
+    assert _seen(writer)["x-sandstorm-permissions"] == "write"
+    assert writer.post("/", content="anonymous edit").status_code == 200
+
+    # A logged-in visitor may open it anonymously: nothing is recorded for them.
+    carol, _ = _person(gs, "carol@example.org", "Carol")
+    choice = carol.get(editor_link["url"].removeprefix(BASE))
+    assert choice.status_code == 200 and 'href="?anonymous=1"' in choice.text
+    quiet = carol.get(editor_link["url"].removeprefix(BASE) + "?anonymous=1")
+    assert quiet.status_code == 200 and "grain-frame" in quiet.text
+    assert carol.get("/api/v1/grains?shared=true").json() == []
+
+
+def test_reshare_is_capped_and_revoking_a_middle_link_cuts_off_its_children(grain_server):
+    gs = grain_server
+    owner, _ = _person(gs, "ann@example.org", "Ann")
+    grain = owner.post("/api/v1/grains", json={"app_id": gs.app_id, "title": "N"}).json()
+    gid = grain["id"]
+    first = _share(owner, gid, EDITOR, "team")
+    bob, _ = _person(gs, "bob@example.org", "Bob")
+    _accept(bob, first["url"])
+    bob_view = _open(gs, bob, gid)
+    assert _seen(bob_view)["x-sandstorm-permissions"] == "write"
+
+    # Bob re-shares as editor; Carol takes it; an anonymous visitor uses it too.
+    middle = _share(bob, gid, EDITOR, "from bob")
+    carol, _ = _person(gs, "carol@example.org", "Carol")
+    _accept(carol, middle["url"])
+    carol_view = _open(gs, carol, gid)
+    anonymous_view = _open_anonymously(gs, middle["url"])
+    assert _seen(carol_view)["x-sandstorm-permissions"] == "write"
+    assert _seen(anonymous_view)["x-sandstorm-permissions"] == "write"
+
+    # The owner makes Bob a viewer: Bob and everything he shared is capped on the
+    # very next request of the sessions already open.
+    bob_share = next(a for a in owner.get(f"/api/v1/grains/{gid}/access").json()
+                     if a["kind"] == "person" and a["parent_id"] == first["id"])
+    changed = owner.patch(f"/api/v1/grains/{gid}/access/{bob_share['id']}",
+                          json={"role": VIEWER})
+    assert changed.status_code == 200 and changed.json()["role_title"] == "viewer"
+    carol_share = next(a for a in bob.get(f"/api/v1/grains/{gid}/access").json()
+                       if a["kind"] == "person")
+    assert carol_share["role_title"] == "editor" and carol_share["permissions"] == []
+    assert _seen(bob_view)["x-sandstorm-permissions"] == ""
+    assert _seen(carol_view)["x-sandstorm-permissions"] == ""
+    assert _seen(anonymous_view)["x-sandstorm-permissions"] == ""
+    assert carol_view.post("/", content="edit").status_code == 403
+    # Sharing more than he now holds is refused, and nothing is made.
+    before = bob.get(f"/api/v1/grains/{gid}/access").json()
+    wider = bob.post(f"/api/v1/grains/{gid}/shares", json={"role": EDITOR})
+    assert wider.status_code == 403 and "write" in wider.json()["error"]["message"]
+    assert bob.get(f"/api/v1/grains/{gid}/access").json() == before
+    owner.patch(f"/api/v1/grains/{gid}/access/{bob_share['id']}", json={"role": EDITOR})
+    assert _seen(carol_view)["x-sandstorm-permissions"] == "write"
+
+    # A suspended sharer's shares grant nothing while the suspension lasts.
+    admin = gs.services.identity.users.create("root@example.org", "Root", is_admin=True)
+    users = gs.services.identity.users
+    users.set_suspended(admin.id, bob_share["recipient"]["id"], True)
+    assert _seen(carol_view) == 403 and _seen(anonymous_view) == 403
+    assert _seen(bob_view) == 403 and bob.get("/api/v1/me").status_code == 401
+    users.set_suspended(admin.id, bob_share["recipient"]["id"], False)
+    assert _seen(carol_view)["x-sandstorm-permissions"] == "write"
+    bob_view = _open(gs, bob, gid)  # his own sessions ended for good
+
+    # Revoking Bob's link cuts off Carol and the anonymous visitor, not Bob.
+    assert owner.delete(f"/api/v1/grains/{gid}/access/{middle['id']}").status_code == 204
+    assert _seen(carol_view) == 403 and _seen(anonymous_view) == 403
+    assert _seen(bob_view)["x-sandstorm-permissions"] == "write"
+    assert carol.post(f"/api/v1/grains/{gid}/sessions").status_code == 404
+    assert carol.get("/api/v1/grains?shared=true").json() == []
+    assert gs.browser().get(middle["url"].removeprefix(BASE)).status_code == 410
+    # Revoking the first link cuts off Bob, whose access came from it.
+    assert owner.delete(f"/api/v1/grains/{gid}/access/{first['id']}").status_code == 204
+    assert _seen(bob_view) == 403
+    assert [a for a in owner.get(f"/api/v1/grains/{gid}/access").json()] == []
+    seen = _seen(_open(gs, owner, gid))
+    assert seen["x-sandstorm-permissions"] == "write"
+
+
+def test_who_may_change_what(grain_server):
+    gs = grain_server
+    owner, _ = _person(gs, "ann@example.org", "Ann")
+    gid = owner.post("/api/v1/grains", json={"app_id": gs.app_id, "title": "N"}).json()["id"]
+    link = _share(owner, gid, EDITOR, "team")
+    bob, _ = _person(gs, "bob@example.org", "Bob")
+    _accept(bob, link["url"])
+    # Bob sees only what he created, and cannot touch the owner's link.
+    assert bob.get(f"/api/v1/grains/{gid}/access").json() == []
+    assert bob.delete(f"/api/v1/grains/{gid}/access/{link['id']}").status_code == 404
+    assert bob.patch(f"/api/v1/grains/{gid}/access/{link['id']}",
+                     json={"role": VIEWER}).status_code == 404
+    own = _share(bob, gid, VIEWER, "mine")
+    listed = bob.get(f"/api/v1/grains/{gid}/access").json()
+    assert [(a["id"], a["can_change"], a["created_by"]["name"]) for a in listed] == [
+        (own["id"], True, "Bob")]
+    assert bob.delete(f"/api/v1/grains/{gid}/access/{own['id']}").status_code == 204
+    # A stranger learns nothing.
+    eve, _ = _person(gs, "eve@example.org", "Eve")
+    assert eve.post(f"/api/v1/grains/{gid}/shares", json={"role": VIEWER}).status_code == 404
+    assert eve.get(f"/api/v1/grains/{gid}/access").status_code == 404
+
+
+class _EchoGrains:
+    """Stands in for the supervisor: every grain is the test grain on one socket
+    (it echoes WebSocket messages; the Hello app has none)."""
+
+    def __init__(self, socket_path: str) -> None:
+        self.socket_path = socket_path
+
+    async def ensure_running(self, grain_id: str) -> Path:
+        return Path(self.socket_path)
+
+
+def test_websockets_close_when_their_access_is_revoked_or_changed(grain_server, tmp_path):
+    """Real sessions, shares and tokens; the relay runs on the server's loop."""
+    from sandhaven.gateway.hosts import HostClassifier, HostKind, HostRouter
+    from sandhaven.gateway.proxy import GrainProxy
+    from sandhaven.gateway.resolvers import ApiResolver, SessionResolver
+    from sandhaven.gateway.upstream import UpstreamPool
+    from sandhaven.gateway.websocket import REVOKED_CODE
+    from sandhaven.grains.sessions import COOKIE_NAME, host_id_of
+
+    gs = grain_server
+    svc = gs.services
+    owner, owner_id = _person(gs, "ann@example.org", "Ann")
+    gid = owner.post("/api/v1/grains", json={"app_id": gs.app_id, "title": "N"}).json()["id"]
+    with run_grain(tmp_path) as grain:
+        fake = _EchoGrains(grain.socket_path)
+        classifier = HostClassifier(BASE, "*.localhost:6080")
+        pool = UpstreamPool()
+        session_app = GrainProxy(SessionResolver(svc.grain_sessions, fake),  # type: ignore[arg-type]
+                                 classifier=classifier, kind=HostKind.SESSION, pool=pool)
+        api_app = GrainProxy(ApiResolver(svc.grain_tokens, fake),  # type: ignore[arg-type]
+                             classifier=classifier, kind=HostKind.API, pool=pool)
+        app = HostRouter(gs.client.app, session_app, api_app, classifier=classifier)
+        client = TestClient(app)
+        client.portal = gs.client.portal  # one event loop, as in production
+
+        def connect(opened_url: str):  # type: ignore[no-untyped-def]
+            secret = opened_url.split("session=", 1)[1]
+            origin = "/".join(opened_url.split("/", 3)[:3])
+            assert svc.grain_sessions.init(host_id_of(secret), secret)
+            return client.websocket_connect(origin.replace("http", "ws", 1) + "/ws",
+                                            headers={"cookie": f"{COOKIE_NAME}={secret}"})
+
+        editor = _share(owner, gid, EDITOR, "team")
+        viewer = _share(owner, gid, VIEWER, "readers")
+        kept = connect(svc.grain_sessions.open(owner_id, gid).url)
+        changed = connect(svc.grain_sessions.open_anonymous(editor["id"], gid).url)
+        revoked = connect(svc.grain_sessions.open_anonymous(viewer["id"], gid).url)
+        token = owner.post(f"/api/v1/grains/{gid}/api-tokens", json={"role": EDITOR}).json()
+        by_token = client.websocket_connect("ws://api.localhost:6080/ws", headers={
+            "authorization": f"Bearer {token['token']}"})
+        with kept as k, changed as c, revoked as r, by_token as t:
+            for ws in (k, c, r, t):
+                ws.send_text("hello")
+                assert ws.receive_text() == "hello"
+            assert owner.patch(f"/api/v1/grains/{gid}/access/{editor['id']}",
+                               json={"role": VIEWER}).status_code == 200
+            assert c.receive() == {"type": "websocket.close", "code": REVOKED_CODE,
+                                   "reason": "access changed"}
+            assert owner.delete(f"/api/v1/grains/{gid}/access/{viewer['id']}"
+                                ).status_code == 204
+            assert r.receive()["code"] == REVOKED_CODE
+            assert owner.delete(f"/api/v1/grains/{gid}/api-tokens/{token['id']}"
+                                ).status_code == 204
+            assert t.receive()["code"] == REVOKED_CODE
+            k.send_text("still here")  # the owner's connection is untouched
+            assert k.receive_text() == "still here"
+        gs.client.portal.call(pool.aclose)

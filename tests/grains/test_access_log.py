@@ -1,0 +1,109 @@
+"""Each grain's access log: a row per session opened and per API token per hour,
+read by the owner (filters, CSV) and by each person for their own activity."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+from sandhaven.store import utcnow
+from sandhaven.store.models import AccessLogEntry
+from tests.conftest import BASE, bearer
+
+
+def test_access_log_rows_for_each_way_in(grain_server):
+    gs = grain_server
+    owner_id = bearer(gs.client, gs.services, "ann@example.org", "Ann")
+    gid = gs.client.post("/api/v1/grains", json={"app_id": gs.app_id, "title": "N"}).json()["id"]
+    assert gs.client.post(f"/api/v1/grains/{gid}/sessions",
+                          headers={"User-Agent": "ann-browser"}).status_code == 201
+    link = gs.client.post(f"/api/v1/grains/{gid}/shares",
+                          json={"role": 1, "label": "readers"}).json()
+    bob = gs.browser()
+    bob_id = bearer(bob, gs.services, "bob@example.org", "Bob")
+    assert bob.post(link["url"].removeprefix(BASE)).status_code == 303
+    assert bob.post(f"/api/v1/grains/{gid}/sessions").status_code == 201
+    assert gs.browser().get(link["url"].removeprefix(BASE)).status_code == 200  # anonymous
+    token = gs.client.post(f"/api/v1/grains/{gid}/api-tokens",
+                           json={"role": 0, "label": "sync"}).json()
+    api = gs.browser("http://api.localhost:6080")
+    for _ in range(3):  # one row per token per hour, not per request
+        assert api.get("/", headers={"Authorization": f"Bearer {token['token']}"}
+                       ).status_code == 200
+
+    rows = gs.client.get(f"/api/v1/grains/{gid}/access-log").json()
+    seen = [(r["via"], r["user_id"], r["user_name"], r["label"], r["role"], r["permissions"])
+            for r in reversed(rows)]
+    assert seen == [
+        ("owner", owner_id, "Ann", "", None, ["write"]),
+        ("share", bob_id, "Bob", "readers", 1, []),
+        ("link", None, "Anonymous User", "readers", 1, []),
+        ("token", owner_id, "Ann", "sync", 0, ["write"]),
+    ]
+    assert rows[-1]["user_agent"] == "ann-browser" and rows[-1]["client_ip"]
+    assert len(rows[-1]["identity_id"]) == 32 and rows[1]["identity_id"] is None
+
+    # Filters, CSV, and who may read what.
+    only_bob = gs.client.get(f"/api/v1/grains/{gid}/access-log", params={"person": bob_id})
+    assert [r["via"] for r in only_bob.json()] == ["share"]
+    tomorrow = (utcnow() + timedelta(days=1)).date().isoformat()
+    assert gs.client.get(f"/api/v1/grains/{gid}/access-log",
+                         params={"since": tomorrow}).json() == []
+    assert gs.client.get(f"/api/v1/grains/{gid}/access-log",
+                         params={"since": "yesterday"}).status_code == 422
+    assert gs.client.get(f"/api/v1/grains/{gid}/access-log",
+                         params={"format": "xml"}).status_code == 400
+    exported = gs.client.get(f"/api/v1/grains/{gid}/access-log", params={"format": "csv"})
+    assert exported.headers["content-type"].startswith("text/csv")
+    table = list(csv.reader(io.StringIO(exported.text)))
+    assert table[0][:3] == ["at", "grain_id", "grain_title"] and len(table) == 5
+    assert bob.get(f"/api/v1/grains/{gid}/access-log").status_code == 403
+    assert [r["via"] for r in bob.get("/api/v1/me/activity").json()] == ["share"]
+    stranger = gs.browser()
+    bearer(stranger, gs.services, "eve@example.org", "Eve")
+    assert stranger.get(f"/api/v1/grains/{gid}/access-log").status_code == 404
+
+
+def test_csv_cells_cannot_run_as_formulas(grain_server):
+    from sandhaven.grains.access_log import LogRow, to_csv
+
+    row = LogRow(at=utcnow(), grain_id="g", grain_title="=HYPERLINK(\"x\")", user_id=None,
+                 user_name="Anonymous User", identity_id=None, via="link", label="+1",
+                 role=None, permissions=(), client_ip="", user_agent="@evil")
+    cells = list(csv.reader(io.StringIO(to_csv([row]))))[1]
+    assert cells[2].startswith("'=") and cells[7] == "'+1" and cells[11] == "'@evil"
+
+
+def test_old_rows_are_pruned_and_go_with_their_grain(grain_server):
+    gs = grain_server
+    bearer(gs.client, gs.services, "ann@example.org", "Ann")
+    gid = gs.client.post("/api/v1/grains", json={"app_id": gs.app_id, "title": "N"}).json()["id"]
+    gs.client.post(f"/api/v1/grains/{gid}/sessions")
+    gs.client.post(f"/api/v1/grains/{gid}/sessions")
+    with gs.services.store.session() as s:
+        first = s.query(AccessLogEntry).order_by(AccessLogEntry.id).first()
+        first.at = utcnow() - timedelta(days=366)
+    assert gs.services.access_log.prune() == 1
+    assert len(gs.client.get(f"/api/v1/grains/{gid}/access-log").json()) == 1
+    gs.client.delete(f"/api/v1/grains/{gid}")
+    assert gs.client.delete(f"/api/v1/grains/{gid}", params={"forever": "true"}
+                            ).status_code == 204
+    with gs.services.store.read() as s:
+        assert s.query(AccessLogEntry).count() == 0
+
+
+def test_access_log_page(grain_server):
+    from tests.conftest import login_as
+
+    gs = grain_server
+    gid = gs.services.grains.create(
+        login_as(gs.client, gs.services, "ann@example.org", "Ann"), gs.app_id, 0, "N").id
+    assert 'href="/grains/' + gid + '/access-log"' in gs.client.get(f"/grains/{gid}").text
+    page = gs.client.get(f"/grains/{gid}/access-log")
+    assert page.status_code == 200 and "owner" in page.text and "Ann" in page.text
+    assert "format=csv" in page.text
+    assert gs.client.get(f"/grains/{gid}/access-log", params={"since": "2026-13-01"}
+                         ).status_code == 400
+    empty = gs.client.get(f"/grains/{gid}/access-log", params={"until": "2000-01-01"})
+    assert "Nobody opened" in empty.text
