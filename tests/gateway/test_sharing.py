@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from pathlib import Path
 
 from starlette.testclient import TestClient
@@ -223,6 +224,7 @@ class _EchoGrains:
 
 def test_websockets_close_when_their_access_is_revoked_or_changed(grain_server, tmp_path):
     """Real sessions, shares and tokens; the relay runs on the server's loop."""
+    from sandhaven.gateway.activity import ActivityCounter
     from sandhaven.gateway.hosts import HostClassifier, HostKind, HostRouter
     from sandhaven.gateway.proxy import GrainProxy
     from sandhaven.gateway.resolvers import ApiResolver, SessionResolver
@@ -238,10 +240,22 @@ def test_websockets_close_when_their_access_is_revoked_or_changed(grain_server, 
         fake = _EchoGrains(grain.socket_path)
         classifier = HostClassifier(BASE, "*.localhost:6080")
         pool = UpstreamPool()
+        relays = ActivityCounter()  # open WebSocket relays, per grain
         session_app = GrainProxy(SessionResolver(svc.grain_sessions, fake),  # type: ignore[arg-type]
-                                 classifier=classifier, kind=HostKind.SESSION, pool=pool)
+                                 classifier=classifier, kind=HostKind.SESSION, pool=pool,
+                                 activity=relays)
         api_app = GrainProxy(ApiResolver(svc.grain_tokens, fake),  # type: ignore[arg-type]
-                             classifier=classifier, kind=HostKind.API, pool=pool)
+                             classifier=classifier, kind=HostKind.API, pool=pool,
+                             activity=relays)
+
+        def relays_open(count: int) -> None:
+            """Wait until exactly ``count`` relays still run: a test session may only
+            be left once the server side is done with it (else the test client
+            cancels a relay still finishing, and reports that as an error)."""
+            deadline = time.monotonic() + 10
+            while relays.streams[gid] != count:
+                assert time.monotonic() < deadline, f"{relays.streams[gid]} relays still open"
+                time.sleep(0.005)
         app = HostRouter(gs.client.app, session_app, api_app, classifier=classifier)
         client = TestClient(app)
         client.portal = gs.client.portal  # one event loop, as in production
@@ -277,4 +291,32 @@ def test_websockets_close_when_their_access_is_revoked_or_changed(grain_server, 
             assert t.receive()["code"] == REVOKED_CODE
             k.send_text("still here")  # the owner's connection is untouched
             assert k.receive_text() == "still here"
+            relays_open(1)
+            k.close(1000)
+            relays_open(0)
         gs.client.portal.call(pool.aclose)
+
+
+def test_revoking_a_share_ends_the_holders_sessions_and_tokens_for_good(grain_server):
+    gs = grain_server
+    owner, _ = _person(gs, "ann@example.org", "Ann")
+    gid = owner.post("/api/v1/grains", json={"app_id": gs.app_id, "title": "N"}).json()["id"]
+    link = _share(owner, gid, VIEWER, "readers")
+    bob, _ = _person(gs, "bob@example.org", "Bob")
+    _accept(bob, link["url"])
+    session = _open(gs, bob, gid)
+    assert _seen(session)["x-sandstorm-permissions"] == ""
+    # A viewer cannot make a token for a role beyond what he holds.
+    wider = bob.post(f"/api/v1/grains/{gid}/api-tokens", json={"role": EDITOR})
+    assert wider.status_code == 403
+    token = bob.post(f"/api/v1/grains/{gid}/api-tokens", json={"role": VIEWER}).json()
+    api = gs.browser("http://api.localhost:6080")
+    auth = {"Authorization": f"Bearer {token['token']}"}
+    assert api.get("/", headers=auth).status_code == 200
+    assert owner.delete(f"/api/v1/grains/{gid}/access/{link['id']}").status_code == 204
+    assert _seen(session) == 403 and api.get("/", headers=auth).status_code == 401
+    # Granting Bob access again gives him new credentials, never the old ones back.
+    _accept(bob, _share(owner, gid, VIEWER, "again")["url"])
+    assert _seen(session) == 403
+    assert api.get("/", headers=auth).status_code == 401
+    assert _seen(_open(gs, bob, gid))["x-sandstorm-permissions"] == ""

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from sandhaven.errors import Forbidden, Gone, InvalidInput, MailError, NotFound
@@ -33,7 +33,7 @@ from sandhaven.identity.profiles import clean_name
 from sandhaven.mail import Mailer, OutgoingMail
 from sandhaven.packages.manifest import Manifest
 from sandhaven.store import Store, utcnow
-from sandhaven.store.models import Grain, Package, Share, User
+from sandhaven.store.models import ApiToken, Grain, Package, Share, User
 
 SHARED_PATH = "/shared/"
 MESSAGE_MAX = 1000  # characters of the optional message in an invitation mail
@@ -285,6 +285,7 @@ class Shares:
         others only those they created. Raises NotFound."""
         access = self.sessions.access(user_id, grain_id)
         now = utcnow()
+        recipients: set[str] = set()
         with self.store.session() as s:
             pending = [self._changeable(s, access, grain_id, share_id)]
             count = 0
@@ -293,10 +294,28 @@ class Shares:
                 if row.revoked_at is None:
                     row.revoked_at = now
                     count += 1
+                    if row.recipient_id:
+                        recipients.add(row.recipient_id)
                 pending.extend(s.scalars(select(Share).where(
                     Share.parent_id == row.id, Share.revoked_at.is_(None))))
         self._changed()
+        self._end_lost_access(grain_id, recipients)
         return count
+
+    def _end_lost_access(self, grain_id: str, user_ids: set[str]) -> None:
+        """For each person left without access, end their sessions and grain tokens
+        for good: a later grant must not bring old credentials back."""
+        for uid in user_ids:
+            with self.store.read() as s:
+                still = self.sessions._access(s, uid, grain_id)
+            if still is not None:
+                continue
+            self.sessions.revoke(grain_id=grain_id, user_id=uid)
+            with self.store.session() as s:
+                s.execute(update(ApiToken).where(
+                    ApiToken.grain_id == grain_id, ApiToken.user_id == uid,
+                    ApiToken.revoked_at.is_(None)).values(revoked_at=utcnow()))
+        self._changed()
 
     def shared_with(self, user_id: str) -> list[GrainView]:
         """Grains others shared with ``user_id`` that they can reach now, most

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
-from sandhaven.errors import InvalidInput, NotAuthenticated, NotFound
+from sandhaven.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
 from sandhaven.grains.access import role_permissions
 from sandhaven.grains.access_log import Client, record
 from sandhaven.grains.sessions import RECHECK_SECONDS, GrainSessions, LiveSession
@@ -70,6 +70,9 @@ class GrainTokens:
         if role is not None and not 0 <= role < len(manifest.roles):
             raise InvalidInput(f"Field 'role': the app has {len(manifest.roles)} role(s); "
                                f"{role} is not one of them.")
+        if role is not None and not access.is_owner and not set(
+                role_permissions(manifest, role)) <= set(access.permissions):
+            raise Forbidden("You cannot make a token with more than you hold yourself.")
         label = clean_name(label) if label.strip() else "API token"
         token = secrets.token_urlsafe(32)
         with self.store.session() as s:
