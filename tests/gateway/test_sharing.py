@@ -12,7 +12,7 @@ from pathlib import Path
 from starlette.testclient import TestClient
 
 from sandhaven.testing.servers import run_grain
-from tests.conftest import BASE, bearer
+from tests.conftest import BASE, bearer, login_as
 
 EDITOR, VIEWER = 0, 1
 
@@ -320,3 +320,21 @@ def test_revoking_a_share_ends_the_holders_sessions_and_tokens_for_good(grain_se
     assert _seen(session) == 403
     assert api.get("/", headers=auth).status_code == 401
     assert _seen(_open(gs, bob, gid))["x-sandstorm-permissions"] == ""
+
+
+def test_the_share_dialog_offers_only_roles_one_holds(grain_server):
+    gs = grain_server
+    owner, _ = _person(gs, "ann@example.org", "Ann")
+    gid = owner.post("/api/v1/grains", json={"app_id": gs.app_id, "title": "N"}).json()["id"]
+    link = _share(owner, gid, VIEWER, "readers")
+    bob = gs.browser()
+    login_as(bob, gs.services, "bob@example.org", "Bob")
+    bob_api, _ = _person(gs, "bob@example.org", "Bob")
+    _accept(bob_api, link["url"])
+    page = bob.get(f"/grains/{gid}").text
+    share_select = page.split('id="share-role"', 1)[1].split("</select>", 1)[0]
+    assert "can view" in share_select and "can edit" not in share_select
+    owner_page = gs.browser()
+    login_as(owner_page, gs.services, "ann@example.org", "Ann")
+    owner_select = owner_page.get(f"/grains/{gid}").text.split('id="share-role"', 1)[1]
+    assert "can edit" in owner_select.split("</select>", 1)[0]

@@ -82,10 +82,15 @@ def grain_page_response(request: Request, user: UserView, grain_id: str, status:
     if not path.startswith("/") or path.startswith("//"):
         path = "/"
     manifest = grains.package_manifest(view.package_id)
+    held = set(sessions.access(user.id, grain_id).permissions)
+    # Roles this person may hand on: all for the owner, else those within what they hold.
+    grantable = {i for i, role in enumerate(manifest.roles)
+                 if is_owner or set(role.permissions) <= held}
     return render(request, "grain.html", status=status, title=view.title, section="grains",
                   grain=view, log=log, human_size=human_size, session=session,
                   frame_url=(session.url + "&path=" + quote(path, safe="/")) if session else "",
                   roles=list(enumerate(manifest.roles)), is_owner=is_owner,
+                  grantable=grantable,
                   access=svc.shares.list_access(user.id, grain_id) if session else [],
                   requests=svc.access_requests.pending(user.id, grain_id)  # type: ignore[union-attr]
                   if is_owner else [],
