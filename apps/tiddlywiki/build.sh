@@ -7,7 +7,7 @@
 # Environment: SANDHAVEN (default: sandhaven on PATH), NPM (default: npm).
 set -euo pipefail
 
-TIDDLYWIKI_VERSION=5.4.1
+TIDDLYWIKI_VERSION=5.3.8
 
 here="$(cd "$(dirname "$0")" && pwd)"
 key="${1:?usage: build.sh KEY_FILE OUT.spk [BUILD_DIR]}"
