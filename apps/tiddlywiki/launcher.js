@@ -50,8 +50,13 @@ function initWiki() {
 }
 
 function startWiki() {
+  // TiddlyWiki takes the user's name from the platform's header (it decodes the
+  // percent-encoding itself) and its browser side records it as the author of
+  // the tiddlers that user saves. Anyone may read and write as far as TiddlyWiki
+  // is concerned: the front below is what refuses viewers' writes.
   const wiki = child_process.spawn(NODE, [TIDDLYWIKI, WIKI, "--listen",
-    `host=${HOST}`, `port=${WIKI_PORT}`], { stdio: ["ignore", "inherit", "inherit"] });
+    `host=${HOST}`, `port=${WIKI_PORT}`, "authenticated-user-header=x-sandstorm-username"],
+  { stdio: ["ignore", "inherit", "inherit"] });
   wiki.on("exit", (code, signal) => {
     log(`tiddlywiki exited (${code ?? signal})`);
     process.exit(code === 0 ? 0 : 1);

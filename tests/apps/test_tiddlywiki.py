@@ -64,6 +64,9 @@ def test_editors_write_tiddlers_that_survive_a_restart_and_viewers_cannot(
     with grain_http(grain_server.run(gid)) as wiki:
         page = wiki.get("/")
         assert page.status_code == 200 and "TiddlyWiki" in page.text
+        # The user's (percent-encoded) name is who TiddlyWiki's editor saves as.
+        status = wiki.get("/status", headers={"X-Sandstorm-Username": "Ren%C3%A9e%20D."})
+        assert status.json()["username"] == "Renée D."
         assert wiki.put(url, content=json.dumps(tiddler), headers=EDITOR).status_code == 204
         assert wiki.get(url).json()["text"] == "milk, bread"
         # A viewer (no permission) cannot change or delete it.
