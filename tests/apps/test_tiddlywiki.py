@@ -21,10 +21,9 @@ WIKI = {"X-Requested-With": "TiddlyWiki", "Content-Type": "application/json"}
 EDITOR = {**WIKI, "X-Sandstorm-Permissions": "edit"}
 
 
-@pytest.fixture(scope="session")
-def tiddlywiki_build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One build directory per test session, so npm downloads TiddlyWiki once."""
-    return tmp_path_factory.mktemp("tiddlywiki-build")
+@pytest.fixture
+def tiddlywiki_build_dir(app_build_root: Path) -> Path:
+    return app_build_root / "tiddlywiki"
 
 
 def build(build_dir: Path, out_dir: Path) -> tuple[Path, SigningKey]:
