@@ -29,6 +29,9 @@ def test_builds_every_recipe_into_an_index_of_verified_packages(app_build_root, 
     assert wiki["license"] == {"spdx": "BSD-3-Clause"} and wiki["version"] == 1
     assert (keys / "tiddlywiki.key").stat().st_mode & 0o077 == 0
     assert wiki["package_id"] in capsys.readouterr().out
+    assert wiki["icon"] == "icons/tiddlywiki.svg"
+    assert (out / wiki["icon"]).read_bytes() == (APPS / "tiddlywiki/icons/tiddlywiki.svg"
+                                                 ).read_bytes()
 
 
 def test_a_failing_recipe_is_named_and_exits_19(tmp_path, capsys):

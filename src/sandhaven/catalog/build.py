@@ -1,6 +1,7 @@
 """Build a static catalog from app recipes: each ``apps/<name>/`` holding a
 ``build.sh`` and a ``sandhaven-pkgdef.toml`` is built into ``packages/<name>.spk``,
-verified, and listed in ``index.json`` (docs/reference/catalog-format.md)."""
+verified, and listed in ``index.json`` with its market icon copied to
+``icons/<name>.<ext>`` (docs/reference/catalog-format.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sandhaven.errors import InvalidInput, RecipeFailed
@@ -39,6 +41,7 @@ def build_catalog(apps_dir: Path, out_dir: Path, keys_dir: Path, build_root: Pat
     recipes = find_recipes(apps_dir)
     packages = out_dir / "packages"
     packages.mkdir(parents=True, exist_ok=True)
+    (out_dir / "icons").mkdir(exist_ok=True)
     keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     apps = [_build_one(recipe, packages, keys_dir, build_root, sandhaven) for recipe in recipes]
     index = {"format": INDEX_FORMAT, "apps": apps}
@@ -60,15 +63,38 @@ def _build_one(recipe: Path, packages: Path, keys_dir: Path, build_root: Path,
         tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
         raise RecipeFailed(f"Recipe '{recipe.name}' build failed (exit {done.returncode}): "
                            + " / ".join(tail))
-    return _entry(spk)
+    return _entry(spk, packages.parent / "icons")
 
 
-def _entry(spk: Path) -> dict[str, Any]:
-    """The index entry of a package, read from the package after verifying all of it."""
+class _KeepOne(archive.CheckOnly):
+    """Checks every entry and keeps the bytes of one file (an icon: at most 256 KiB,
+    which the manifest's checks guarantee)."""
+
+    def __init__(self, wanted: str) -> None:
+        super().__init__()
+        self.wanted, self.data = wanted, b""
+
+    def file(self, path: str, mode: int, size: int, chunks: Iterator[bytes]) -> None:
+        if path != self.wanted:
+            return super().file(path, mode, size, chunks)
+        self.data = b"".join(chunks)
+        self.files[path] = size
+
+
+def _entry(spk: Path, icons: Path) -> dict[str, Any]:
+    """The index entry of a package, read from the package after verifying all of it;
+    its market icon (else app grid icon) is written to ``icons/``."""
     with open_spk(spk) as f:
         pkg = verify(f)
-        extract_verified(pkg, archive.CheckOnly())
-    app, meta = pkg.manifest.app, pkg.manifest.metadata
+        meta = pkg.manifest.metadata
+        wanted = meta.icons.market or meta.icons.app_grid or ""
+        sink = _KeepOne(wanted)
+        extract_verified(pkg, sink)
+    icon = ""
+    if wanted and wanted in sink.files:
+        icon = f"icons/{spk.stem}{PurePosixPath(wanted).suffix.lower()}"
+        (icons.parent / icon).write_bytes(sink.data)
+    app = pkg.manifest.app
     return {
         "app_id": pkg.app_id,
         "title": app.title,
@@ -81,4 +107,5 @@ def _entry(spk: Path) -> dict[str, Any]:
         "package_id": pkg.package_id,
         "package": f"packages/{spk.name}",
         "size": spk.stat().st_size,
+        "icon": icon,
     }
