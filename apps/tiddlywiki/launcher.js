@@ -36,17 +36,21 @@ function mayEdit(headers) {
 }
 
 // First start: an empty wiki with TiddlyWiki's "server" edition (which stores
-// each tiddler as a file under /var/wiki/tiddlers). Also done when the folder is
-// missing on a later start, so a grain whose first start was cut short recovers.
+// each tiddler as a file under /var/wiki/tiddlers). It is made beside the final
+// folder and renamed into place, so a first start cut short leaves no half-made
+// wiki: the next start makes it again.
 function initWiki() {
-  if (fs.existsSync(path.join(WIKI, "tiddlywiki.info"))) return;
+  if (fs.existsSync(WIKI)) return;
+  const fresh = `${WIKI}.new`;
+  fs.rmSync(fresh, { recursive: true, force: true });
   log(`creating the wiki in ${WIKI}`);
-  const made = child_process.spawnSync(NODE, [TIDDLYWIKI, WIKI, "--init", "server"],
+  const made = child_process.spawnSync(NODE, [TIDDLYWIKI, fresh, "--init", "server"],
     { stdio: "inherit" });
   if (made.status !== 0) {
     log(`tiddlywiki --init failed (${made.status ?? made.signal})`);
     process.exit(1);
   }
+  fs.renameSync(fresh, WIKI);
 }
 
 function startWiki() {
