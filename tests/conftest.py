@@ -108,6 +108,13 @@ def grain_server() -> Iterator[GrainServer]:
         remove_tree(root)
 
 
+@pytest.fixture(scope="session")
+def app_build_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where app recipes assemble their trees (``<root>/<recipe>``), shared by the
+    test session so npm downloads each app once."""
+    return tmp_path_factory.mktemp("app-builds")
+
+
 def bearer(client: TestClient, services: Services, email: str, name: str) -> str:
     """Authenticate ``client`` with a personal API token of a (new) user; returns its ID."""
     user = services.identity.users.find_by_email(email) or services.identity.users.create(

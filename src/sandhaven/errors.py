@@ -20,7 +20,8 @@ and one in the API turn them into pages or JSON, and the CLI into an exit code.
         │       ├── BadSignature   the Ed25519 signature does not verify (exit 13)
         │       ├── InvalidManifest  missing or invalid manifest / package definition (422, exit 14)
         │       ├── UnsafeEntry    unsafe name, type, mode or link in the archive (exit 15)
-        │       └── PackageTooLarge  past a package limit (413, exit 16)
+        │       ├── PackageTooLarge  past a package limit (413, exit 16)
+        │       └── RecipeFailed   an app recipe's build script failed (exit 19)
         ├── NotAuthenticated       no or bad credentials (401)
         ├── Forbidden              authenticated, not allowed (403)
         ├── NotFound               no such thing, or not visible to the caller (404)
@@ -178,6 +179,11 @@ class PackageTooLarge(PackageError):
     status = 413
     exit_code = 16
     code = "package_too_large"
+
+
+class RecipeFailed(PackageError):
+    exit_code = 19
+    code = "recipe_failed"
 
 
 class NotNewer(Conflict):

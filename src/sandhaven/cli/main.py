@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "sandhaven.cli.users",
     "sandhaven.cli.config_cmd",
     "sandhaven.cli.packages",
+    "sandhaven.cli.catalog",
 )
 
 

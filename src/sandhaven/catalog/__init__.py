@@ -1,0 +1,2 @@
+"""The app catalog: a static directory of packages and an index of them
+(docs/reference/catalog-format.md)."""

@@ -1,0 +1,81 @@
+"""The TiddlyWiki recipe (apps/tiddlywiki): built from npm with a fresh key, installed
+into an in-process server, run in a real sandbox with Debian's node."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sandhaven.packages.keys import SigningKey, write_key_file
+from sandhaven.packages.spk import open_spk, verify, verify_file
+from tests.conftest import GrainServer, bearer
+from tests.grains.test_grains import grain_http
+
+RECIPE = Path(__file__).parents[2] / "apps" / "tiddlywiki"
+SANDHAVEN = Path(sys.executable).parent / "sandhaven"
+WIKI = {"X-Requested-With": "TiddlyWiki", "Content-Type": "application/json"}
+EDITOR = {**WIKI, "X-Sandstorm-Permissions": "edit"}
+
+
+@pytest.fixture
+def tiddlywiki_build_dir(app_build_root: Path) -> Path:
+    return app_build_root / "tiddlywiki"
+
+
+def build(build_dir: Path, out_dir: Path) -> tuple[Path, SigningKey]:
+    key = SigningKey.generate()
+    write_key_file(key, out_dir / "tiddlywiki.key")
+    spk = out_dir / "tiddlywiki.spk"
+    subprocess.run([str(RECIPE / "build.sh"), str(out_dir / "tiddlywiki.key"), str(spk),
+                    str(build_dir)], check=True, timeout=120,
+                   env={"PATH": "/usr/bin:/bin", "SANDHAVEN": str(SANDHAVEN),
+                        "HOME": str(build_dir)})
+    return spk, key
+
+
+def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(
+        tiddlywiki_build_dir, tmp_path):
+    spk, key = build(tiddlywiki_build_dir, tmp_path)
+    assert verify_file(spk)["app_id"] == key.app_id  # every entry checks out
+    with open_spk(spk) as f:
+        manifest = verify(f).manifest
+    assert manifest.app.title == "TiddlyWiki" and manifest.app.port == 8000
+    assert [r.permissions for r in manifest.roles] == [["edit"], []]
+    assert manifest.metadata.license.spdx == "BSD-3-Clause"
+
+
+def test_editors_write_tiddlers_that_survive_a_restart_and_viewers_cannot(
+        grain_server: GrainServer, tiddlywiki_build_dir, tmp_path):
+    spk, key = build(tiddlywiki_build_dir, tmp_path)
+    app_id = grain_server.services.packages.install(spk).app_id
+    assert app_id == key.app_id
+    bearer(grain_server.client, grain_server.services, "a@example.org", "Ann")
+    made = grain_server.client.post("/api/v1/grains", json={
+        "app_id": app_id, "action": 0, "title": "Notebook"})
+    assert made.status_code == 201
+    gid = made.json()["id"]
+    tiddler = {"title": "Grocery list", "text": "milk, bread", "tags": "shopping"}
+    url = "/recipes/default/tiddlers/Grocery%20list"
+    with grain_http(grain_server.run(gid)) as wiki:
+        page = wiki.get("/")
+        assert page.status_code == 200 and "TiddlyWiki" in page.text
+        # The user's (percent-encoded) name is who TiddlyWiki's editor saves as.
+        status = wiki.get("/status", headers={"X-Sandstorm-Username": "Ren%C3%A9e%20D."})
+        assert status.json()["username"] == "Renée D."
+        assert wiki.put(url, content=json.dumps(tiddler), headers=EDITOR).status_code == 204
+        assert wiki.get(url).json()["text"] == "milk, bread"
+        # A viewer (no permission) cannot change or delete it.
+        changed = {**tiddler, "text": "nothing"}
+        assert wiki.put(url, content=json.dumps(changed), headers=WIKI).status_code == 403
+        assert wiki.delete("/bags/default/tiddlers/Grocery%20list", headers=WIKI
+                           ).status_code == 403
+        assert wiki.get(url).json()["text"] == "milk, bread"
+    stopped = grain_server.client.post(f"/api/v1/grains/{gid}/stop")
+    assert stopped.json()["state"] == "stopped"
+    with grain_http(grain_server.run(gid)) as wiki:
+        assert wiki.get(url).json()["text"] == "milk, bread"
+        assert wiki.get("/").status_code == 200

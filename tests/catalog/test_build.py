@@ -1,0 +1,50 @@
+"""``sandhaven catalog build`` over the real recipes in apps/, and its failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sandhaven.cli.main import main
+from sandhaven.packages.keys import read_key_file
+from sandhaven.packages.spk import verify_file
+
+APPS = Path(__file__).parents[2] / "apps"
+
+
+def test_builds_every_recipe_into_an_index_of_verified_packages(app_build_root, tmp_path,
+                                                                capsys):
+    out, keys = tmp_path / "catalog", tmp_path / "keys"
+    assert main(["catalog", "build", str(APPS), "-o", str(out), "--keys", str(keys),
+                 "--build-dir", str(app_build_root)]) == 0
+    index = json.loads((out / "index.json").read_text())
+    assert index["format"] == 1
+    by_title = {app["title"]: app for app in index["apps"]}
+    wiki = by_title["TiddlyWiki"]
+    spk = out / wiki["package"]
+    summary = verify_file(spk)
+    assert wiki["package_id"] == summary["package_id"]
+    assert wiki["app_id"] == summary["app_id"] == read_key_file(keys / "tiddlywiki.key").app_id
+    assert wiki["size"] == spk.stat().st_size
+    assert wiki["license"] == {"spdx": "BSD-3-Clause"} and wiki["version"] == 1
+    assert (keys / "tiddlywiki.key").stat().st_mode & 0o077 == 0
+    assert wiki["package_id"] in capsys.readouterr().out
+    assert wiki["icon"] == "icons/tiddlywiki.svg"
+    assert (out / wiki["icon"]).read_bytes() == (APPS / "tiddlywiki/icons/tiddlywiki.svg"
+                                                 ).read_bytes()
+
+
+def test_a_failing_recipe_is_named_and_exits_19(tmp_path, capsys):
+    recipe = tmp_path / "apps" / "broken"
+    recipe.mkdir(parents=True)
+    (recipe / "sandhaven-pkgdef.toml").write_text("")
+    (recipe / "build.sh").write_text("echo 'npm: no such package' >&2\nexit 3\n")
+    assert main(["catalog", "build", str(tmp_path / "apps"), "-o", str(tmp_path / "out"),
+                 "--keys", str(tmp_path / "keys"), "--build-dir", str(tmp_path / "b")]) == 19
+    err = capsys.readouterr().err
+    assert "'broken'" in err and "exit 3" in err and "no such package" in err
+
+
+def test_a_directory_without_recipes_is_refused(tmp_path, capsys):
+    assert main(["catalog", "build", str(tmp_path), "-o", str(tmp_path / "out")]) == 2
+    assert "No app recipes" in capsys.readouterr().err
