@@ -18,6 +18,9 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2046
 apt-get install -y -qq --no-install-recommends $(packages "${want[@]}") >/dev/null
+if ! command -v npm >/dev/null; then
+  apt-get install -y -qq --no-install-recommends npm >/dev/null
+fi
 
 # Debian's own Python (/usr/bin/python3): grains see only the host's /usr.
 if [[ ! -x .venv/bin/python ]]; then
