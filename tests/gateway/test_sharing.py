@@ -141,11 +141,11 @@ def test_reshare_is_capped_and_revoking_a_middle_link_cuts_off_its_children(grai
     assert _seen(carol_view)["x-sandstorm-permissions"] == "write"
     assert _seen(anonymous_view)["x-sandstorm-permissions"] == "write"
 
-    # The owner makes Bob a viewer: Bob and everything he shared is capped on the
-    # very next request of the sessions already open.
+    # The owner makes the link Bob took a viewer's: Bob and everything he shared is
+    # capped on the very next request of the sessions already open.
     bob_share = next(a for a in owner.get(f"/api/v1/grains/{gid}/access").json()
                      if a["kind"] == "person" and a["parent_id"] == first["id"])
-    changed = owner.patch(f"/api/v1/grains/{gid}/access/{bob_share['id']}",
+    changed = owner.patch(f"/api/v1/grains/{gid}/access/{first['id']}",
                           json={"role": VIEWER})
     assert changed.status_code == 200 and changed.json()["role_title"] == "viewer"
     carol_share = next(a for a in bob.get(f"/api/v1/grains/{gid}/access").json()
@@ -160,7 +160,7 @@ def test_reshare_is_capped_and_revoking_a_middle_link_cuts_off_its_children(grai
     wider = bob.post(f"/api/v1/grains/{gid}/shares", json={"role": EDITOR})
     assert wider.status_code == 403 and "write" in wider.json()["error"]["message"]
     assert bob.get(f"/api/v1/grains/{gid}/access").json() == before
-    owner.patch(f"/api/v1/grains/{gid}/access/{bob_share['id']}", json={"role": EDITOR})
+    owner.patch(f"/api/v1/grains/{gid}/access/{first['id']}", json={"role": EDITOR})
     assert _seen(carol_view)["x-sandstorm-permissions"] == "write"
 
     # A suspended sharer's shares grant nothing while the suspension lasts.
@@ -338,3 +338,38 @@ def test_the_share_dialog_offers_only_roles_one_holds(grain_server):
     login_as(owner_page, gs.services, "ann@example.org", "Ann")
     owner_select = owner_page.get(f"/grains/{gid}").text.split('id="share-role"', 1)[1]
     assert "can edit" in owner_select.split("</select>", 1)[0]
+
+
+def test_people_who_took_a_link_follow_its_current_role(grain_server):
+    gs = grain_server
+    owner, _ = _person(gs, "ann@example.org", "Ann")
+    gid = owner.post("/api/v1/grains", json={"app_id": gs.app_id, "title": "N"}).json()["id"]
+    link = _share(owner, gid, VIEWER, "team")
+    bob, _ = _person(gs, "bob@example.org", "Bob")
+    _accept(bob, link["url"])
+    bob_view = _open(gs, bob, gid)
+    assert _seen(bob_view)["x-sandstorm-permissions"] == ""
+
+    # Raising the link's role reaches Bob, who took it before, on his next request.
+    raised = owner.patch(f"/api/v1/grains/{gid}/access/{link['id']}", json={"role": EDITOR})
+    assert raised.status_code == 200, raised.text
+    assert _seen(bob_view)["x-sandstorm-permissions"] == "write"
+    bob_share = next(a for a in owner.get(f"/api/v1/grains/{gid}/access").json()
+                     if a["kind"] == "person")
+    assert (bob_share["role"], bob_share["role_title"], bob_share["permissions"],
+            bob_share["follows_link"]) == (EDITOR, "editor", ["write"], True)
+    page = gs.browser()
+    login_as(page, gs.services, "ann@example.org", "Ann")
+    table = page.get(f"/grains/{gid}").text
+    assert "editor <span class=\"muted\">(the link’s role)</span>" in table
+    assert f'id="role-{bob_share["id"]}"' not in table  # changed on the link only
+
+    # His grant has no role of its own: changing it is refused, naming the link.
+    refused = owner.patch(f"/api/v1/grains/{gid}/access/{bob_share['id']}",
+                          json={"role": VIEWER})
+    assert refused.status_code == 400 and "'team'" in refused.json()["error"]["message"]
+    assert _seen(bob_view)["x-sandstorm-permissions"] == "write"
+
+    # Lowering the link lowers him too.
+    owner.patch(f"/api/v1/grains/{gid}/access/{link['id']}", json={"role": VIEWER})
+    assert _seen(bob_view)["x-sandstorm-permissions"] == ""

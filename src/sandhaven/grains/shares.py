@@ -4,7 +4,9 @@ invitations by address, re-shares, role changes and revocation.
 A sharing link is 256 random bits shown once as ``<base>/shared/<token>``; only
 its SHA-256 is stored (``shares.token_hash``). A logged-in person who opens it
 gets a share of their own (``recipient_id``) whose parent is the link, so the
-grain shows among their "Shared with me" and revoking the link revokes them too.
+grain shows among their "Shared with me" and revoking the link revokes them too;
+that share has no role of its own: it grants the link's current role
+(:func:`~sandhaven.grains.access.effective_role`).
 Anyone may re-share what they hold: the new share's parent is the share they
 hold it by, and what it grants is capped along the chain
 (:func:`~sandhaven.grains.access.chain_permissions`), recomputed at every check.
@@ -25,7 +27,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from sandhaven.errors import Forbidden, Gone, InvalidInput, MailError, NotFound
-from sandhaven.grains.access import Access, chain_permissions, role_permissions
+from sandhaven.grains.access import (
+    Access,
+    chain_permissions,
+    effective_role,
+    role_permissions,
+    taken_from_link,
+)
 from sandhaven.grains.service import Grains, GrainView
 from sandhaven.grains.sessions import GrainSessions
 from sandhaven.identity.emails import normalize_email
@@ -59,6 +67,8 @@ class ShareView:
     can_change: bool
     # What it grants now: its role capped along the chain it was re-shared from.
     permissions: tuple[str, ...] = ()
+    # A person's grant taken from a link: its role is the link's current role.
+    follows_link: bool = False
 
 
 @dataclass(frozen=True)
@@ -234,20 +244,22 @@ class Shares:
     # -- who has access --------------------------------------------------------------
     def _view(self, s: Session, row: Share, access: Access) -> ShareView:
         manifest = self._manifest(s, row.grain_id)
-        role_title = (manifest.roles[row.role_index].title
-                      if 0 <= row.role_index < len(manifest.roles) else f"role {row.role_index}")
+        role = effective_role(s, row)
+        role_title = (manifest.roles[role].title
+                      if 0 <= role < len(manifest.roles) else f"role {role}")
         recipient = s.get(User, row.recipient_id) if row.recipient_id else None
         creator = s.get(User, row.created_by)
         granted = chain_permissions(s, row, s.get(Grain, row.grain_id), manifest)
         return ShareView(
             id=row.id, kind="link" if row.recipient_id is None else "person",
-            label=row.label, role=row.role_index, role_title=role_title,
+            label=row.label, role=role, role_title=role_title,
             recipient_id=row.recipient_id, recipient_name=recipient.name if recipient else None,
             created_by=row.created_by, created_by_name=creator.name if creator else "",
             parent_id=row.parent_id, created_at=row.created_at,
             last_used_at=row.last_used_at,
             can_change=access.is_owner or row.created_by == access.user_id,
-            permissions=granted or ())
+            permissions=granted or (),
+            follows_link=taken_from_link(s, row) is not None)
 
     def list_access(self, user_id: str, grain_id: str) -> list[ShareView]:
         """Who has access, oldest first: every live share for the owner; for anyone
@@ -269,10 +281,17 @@ class Shares:
     def change_role(self, user_id: str, grain_id: str, share_id: int, role: int) -> ShareView:
         """Give a share another role; open sessions see it on their next request.
         The owner changes any share, others only those they created and only to a
-        role within what they hold. Raises NotFound, InvalidInput, Forbidden."""
+        role within what they hold. A person's grant taken from a link has no role
+        of its own (it follows the link's): changing it raises InvalidInput, which
+        names the link to change instead. Raises NotFound, InvalidInput, Forbidden."""
         access = self.sessions.access(user_id, grain_id)
         with self.store.session() as s:
             row = self._changeable(s, access, grain_id, share_id)
+            link = taken_from_link(s, row)
+            if link is not None:
+                raise InvalidInput(f"This person took the link {link.label!r} (share "
+                                   f"{link.id}) and holds its role: change the link's role, "
+                                   "or revoke this share and invite them by address.")
             self._check_role(self._manifest(s, grain_id), access, role)
             row.role_index = role
             view = self._view(s, row, access)
