@@ -182,3 +182,35 @@ def test_invitations_by_address(grain_server, smtp):
     wider = bob.post(f"/api/v1/grains/{gid}/shares", json={"email": "c@example.org", "role": 0})
     assert wider.status_code == 403
     assert len(mailbox.messages) == 2
+
+
+def test_inviting_someone_again_updates_their_share(grain_server, smtp):
+    gs = grain_server
+    port, mailbox = smtp
+    gid = _grain(gs)
+    bob = gs.browser()
+    bearer(bob, gs.services, "bob@example.org", "Bob")
+    for role in (0, 1):
+        made = gs.client.post(f"/api/v1/grains/{gid}/shares",
+                              json={"email": "bob@example.org", "role": role})
+        assert made.status_code == 201, made.text
+    listed = gs.client.get(f"/api/v1/grains/{gid}/access").json()
+    assert [(a["label"], a["role"]) for a in listed] == [("bob@example.org", 1)]
+    assert listed[0]["id"] == made.json()["id"]
+    assert gs.client.delete(f"/api/v1/grains/{gid}/access/{made.json()['id']}"
+                            ).status_code == 204
+    assert bob.get("/api/v1/grains?shared=true").json() == []  # revoked is revoked
+
+    # Someone without an account: one share, and the newest mail's link is the one.
+    gs.services.runtime.save({"smtp.host": "127.0.0.1", "smtp.port": port})
+    for n, (role, message) in enumerate(((0, "first"), (1, "second")), start=1):
+        assert gs.client.post(f"/api/v1/grains/{gid}/shares", json={
+            "email": "new@example.org", "role": role, "message": message}).status_code == 201
+        text = mail_text(mailbox.wait_for(n)[n - 1])
+        assert message in text
+    listed = [a for a in gs.client.get(f"/api/v1/grains/{gid}/access").json()
+              if a["label"] == "new@example.org"]
+    assert [(a["kind"], a["role"]) for a in listed] == [("link", 1)]
+    link = re.search(r"(http://\S+/shared/\S+)", text)
+    assert link is not None
+    assert gs.browser().get(link.group(1).removeprefix(BASE)).status_code == 200

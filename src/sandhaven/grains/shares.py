@@ -192,8 +192,10 @@ class Shares:
         """Share with a person by address. A user of this server gets the grant at
         once (the grain joins their "Shared with me"), and a mail when outgoing
         mail is configured; anyone else gets a mail with a sharing link of their
-        own, labelled with their address, which the sharer never sees. A mail that
-        cannot be sent leaves nothing behind.
+        own, labelled with their address, which the sharer never sees. Inviting
+        someone the sharer invited before updates that share (role; a new mail, and
+        for someone without an account a new link replacing the old) instead of
+        adding another. A mail that cannot be sent leaves nothing changed.
 
         Raises NotFound (no access), InvalidInput (not an address, the owner or
         oneself, no such role), Forbidden (more than the sharer holds), MailError
@@ -216,12 +218,22 @@ class Shares:
                                     "configured to send them a link; create a sharing link "
                                     "instead.")
                 token = secrets.token_urlsafe(32)
-            row = Share(grain_id=grain_id, created_by=user_id,
-                        recipient_id=recipient.id if recipient else None,
-                        token_hash=token_hash(token) if token else None,
-                        parent_id=access.share_id, role_index=role, label=address,
-                        created_at=utcnow())
-            s.add(row)
+            row = self._invited(s, grain_id, user_id, address,
+                                recipient.id if recipient else None)
+            previous = (row.role_index, row.token_hash) if row is not None else None
+            if row is None:
+                row = Share(grain_id=grain_id, created_by=user_id,
+                            recipient_id=recipient.id if recipient else None,
+                            token_hash=token_hash(token) if token else None,
+                            parent_id=access.share_id, role_index=role, label=address,
+                            created_at=utcnow())
+                s.add(row)
+            else:
+                # Invited again: the same share gets the new role (and, for someone
+                # without an account, a new link replacing the one mailed before).
+                row.role_index = role
+                if token:
+                    row.token_hash = token_hash(token)
             s.flush()
             view = self._view(s, row, access)
             verb = self._manifest(s, grain_id).roles[role].verb_phrase or "can open"
@@ -237,9 +249,33 @@ class Shares:
                                               "with you", text))
             except MailError:
                 with self.store.session() as s:
-                    s.delete(s.get(Share, view.id))
+                    if previous is None:
+                        s.delete(s.get(Share, view.id))
+                    else:
+                        row = s.get(Share, view.id)
+                        row.role_index, row.token_hash = previous
                 raise
+        if previous is not None:
+            self._changed()
         return view
+
+    @staticmethod
+    def _invited(s: Session, grain_id: str, sharer_id: str, address: str,
+                 recipient_id: str | None) -> Share | None:
+        """The live share ``sharer_id`` made for this person by address before (for
+        someone without an account, the link mailed to them), or None. A grant
+        taken from a link is not one: it follows the link."""
+        q = select(Share).where(Share.grain_id == grain_id, Share.created_by == sharer_id,
+                                Share.revoked_at.is_(None))
+        if recipient_id is not None:
+            q = q.where(Share.recipient_id == recipient_id)
+        else:
+            q = q.where(Share.recipient_id.is_(None), Share.label == address,
+                        Share.token_hash.is_not(None))
+        for row in s.scalars(q.order_by(Share.id)):
+            if taken_from_link(s, row) is None:
+                return row
+        return None
 
     # -- who has access --------------------------------------------------------------
     def _view(self, s: Session, row: Share, access: Access) -> ShareView:
