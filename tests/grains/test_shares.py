@@ -4,10 +4,11 @@ nothing; the admin can turn anonymous access off."""
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 import pytest
 
-from sandhaven.testing import mail_text
+from sandhaven.testing import csrf_from, login_code, login_link, mail_text
 from tests.conftest import BASE, bearer, form_post, login_as
 
 
@@ -73,7 +74,8 @@ def test_admin_can_turn_anonymous_access_off(grain_server):
     assert saved.status_code == 303, saved.text
     assert anonymous.get("/").status_code == 403  # the open anonymous session too, at once
     refused = gs.browser().get(path)
-    assert refused.status_code == 303 and refused.headers["location"] == "/login"
+    assert refused.status_code == 303
+    assert refused.headers["location"] == "/login?next=" + quote(path, safe="")
     # A logged-in person still gets the grain through the link.
     bob = gs.browser()
     login_as(bob, gs.services, "bob@example.org", "Bob")
@@ -214,3 +216,56 @@ def test_inviting_someone_again_updates_their_share(grain_server, smtp):
     link = re.search(r"(http://\S+/shared/\S+)", text)
     assert link is not None
     assert gs.browser().get(link.group(1).removeprefix(BASE)).status_code == 200
+
+
+def test_logging_in_from_a_link_comes_back_to_it(grain_server, smtp):
+    gs = grain_server
+    port, mailbox = smtp
+    gid = _grain(gs)
+    path = gs.client.post(f"/api/v1/grains/{gid}/shares", json={"role": 1}).json()["url"]
+    path = path.removeprefix(BASE)
+    gs.services.runtime.save({"smtp.host": "127.0.0.1", "smtp.port": port,
+                              "sharing.anonymous": False})
+    gs.services.identity.users.create("bob@example.org", "Bob")
+    visitor = gs.browser()
+    login = visitor.get(visitor.get(path).headers["location"])
+    assert f'name="next" value="{path}"' in login.text
+    assert f'href="/login/code?next={path}"' in login.text
+    # Only a sharing link of this server is a place to come back to.
+    for bad in ("https://evil.example/shared/x", "//evil.example/shared/x", "/grains",
+                "/shared/x/../../admin", "/shared/"):
+        assert 'name="next"' not in visitor.get("/login", params={"next": bad}).text, bad
+
+    # The mailed link carries it through to the verify page, and back.
+    asked = form_post(visitor, f"/login?next={quote(path)}", "/login",
+                      {"email": "bob@example.org", "next": path})
+    assert asked.status_code == 200 and f'value="{path}"' in asked.text
+    msg = mailbox.wait_for(1)[0]
+    link = login_link(msg)
+    assert link.endswith(f"&next={path}")
+    verify = visitor.get(link.removeprefix(BASE))
+    assert f'name="next" value="{path}"' in verify.text
+    token = link.split("token=", 1)[1].split("&", 1)[0]
+    back = visitor.post("/login/verify", data={"csrf_token": csrf_from(verify.text),
+                                               "token": token, "next": path})
+    assert back.status_code == 303 and back.headers["location"] == path
+    assert "Open as Bob" in visitor.get(path).text
+
+    # So does the code, and a next that is not a sharing link is ignored.
+    coder = gs.browser()
+    form_post(coder, "/login", "/login", {"email": "bob@example.org", "next": path})
+    code = login_code(mailbox.wait_for(2)[1])
+    back = form_post(coder, f"/login/code?next={quote(path)}", "/login/code",
+                     {"email": "bob@example.org", "code": code, "next": path})
+    assert back.status_code == 303 and back.headers["location"] == path
+    other = gs.browser()
+    form_post(other, "/login", "/login", {"email": "bob@example.org"})
+    code = login_code(mailbox.wait_for(3)[2])
+    away = form_post(other, "/login/code", "/login/code", {
+        "email": "bob@example.org", "code": code, "next": "https://evil.example/"})
+    assert away.status_code == 303 and away.headers["location"] == "/grains"
+
+    # Logged in, asking to open it anonymously gets a clear answer, not a login.
+    anonymous = visitor.get(path + "?anonymous=1")
+    assert anonymous.status_code == 403 and "Anonymous use is off" in anonymous.text
+    assert f'href="{path}"' in anonymous.text
