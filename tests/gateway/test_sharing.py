@@ -112,13 +112,24 @@ def test_owner_link_holder_and_anonymous_visitor_see_their_roles(grain_server):
     assert _seen(writer)["x-sandstorm-permissions"] == "write"
     assert writer.post("/", content="anonymous edit").status_code == 200
 
-    # A logged-in visitor may open it anonymously: nothing is recorded for them.
+    # A logged-in visitor may open it anonymously: no grant is recorded for them,
+    # and the page says what the access log does record.
     carol, _ = _person(gs, "carol@example.org", "Carol")
     choice = carol.get(editor_link["url"].removeprefix(BASE))
     assert choice.status_code == 200 and 'href="?anonymous=1"' in choice.text
-    quiet = carol.get(editor_link["url"].removeprefix(BASE) + "?anonymous=1")
+    assert "nothing is recorded" not in choice.text
+    said = " ".join(choice.text.split())
+    assert ("access log still records the opening as anonymous, with this link’s label, "
+            "your IP address and your browser’s user agent") in said
+    quiet = carol.get(editor_link["url"].removeprefix(BASE) + "?anonymous=1",
+                      headers={"User-Agent": "carols-browser/1"})
     assert quiet.status_code == 200 and "grain-frame" in quiet.text
     assert carol.get("/api/v1/grains?shared=true").json() == []
+    _enter(gs, html.unescape(re.search(r'id="grain-frame"[^>]*src="([^"]+)"',
+                                       quiet.text).group(1)))
+    rows = owner.get(f"/api/v1/grains/{grain['id']}/access-log").json()
+    assert any(r["user_id"] is None and r["user_agent"] == "carols-browser/1"
+               and r["label"] == editor_link["label"] and r["client_ip"] for r in rows), rows
 
 
 def test_reshare_is_capped_and_revoking_a_middle_link_cuts_off_its_children(grain_server):
