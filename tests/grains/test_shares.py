@@ -217,6 +217,18 @@ def test_inviting_someone_again_updates_their_share(grain_server, smtp):
     assert link is not None
     assert gs.browser().get(link.group(1).removeprefix(BASE)).status_code == 200
 
+    # They take it with a new account; inviting them again changes the same grant.
+    newcomer = gs.browser()
+    newcomer_id = bearer(newcomer, gs.services, "new@example.org", "Newcomer")
+    newcomer.post(link.group(1).removeprefix(BASE))
+    assert gs.client.post(f"/api/v1/grains/{gid}/shares", json={
+        "email": "new@example.org", "role": 0}).status_code == 201
+    listed = [a for a in gs.client.get(f"/api/v1/grains/{gid}/access").json()
+              if a["label"] == "new@example.org"]
+    assert [(a["kind"], a["role"], (a["recipient"] or {}).get("id")) for a in listed] == [
+        ("link", 0, None), ("person", 0, newcomer_id)]
+    assert newcomer.get(f"/api/v1/grains/{gid}").status_code == 200
+
 
 def test_logging_in_from_a_link_comes_back_to_it(grain_server, smtp):
     gs = grain_server

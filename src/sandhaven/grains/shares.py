@@ -268,14 +268,13 @@ class Shares:
         q = select(Share).where(Share.grain_id == grain_id, Share.created_by == sharer_id,
                                 Share.revoked_at.is_(None))
         if recipient_id is not None:
-            q = q.where(Share.recipient_id == recipient_id)
-        else:
-            q = q.where(Share.recipient_id.is_(None), Share.label == address,
-                        Share.token_hash.is_not(None))
-        for row in s.scalars(q.order_by(Share.id)):
-            if taken_from_link(s, row) is None:
-                return row
-        return None
+            for row in s.scalars(q.where(Share.recipient_id == recipient_id).order_by(Share.id)):
+                if taken_from_link(s, row) is None:
+                    return row
+        # The link mailed to the address before it had an account here (whoever
+        # took it since follows its role).
+        return s.scalar(q.where(Share.recipient_id.is_(None), Share.label == address,
+                                Share.token_hash.is_not(None)).order_by(Share.id))
 
     # -- who has access --------------------------------------------------------------
     def _view(self, s: Session, row: Share, access: Access) -> ShareView:
