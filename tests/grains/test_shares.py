@@ -277,7 +277,9 @@ def test_logging_in_from_a_link_comes_back_to_it(grain_server, smtp):
         "email": "bob@example.org", "code": code, "next": "https://evil.example/"})
     assert away.status_code == 303 and away.headers["location"] == "/grains"
 
-    # Logged in, asking to open it anonymously gets a clear answer, not a login.
+    # Logged in, the choice page no longer offers anonymous use; asking for it
+    # anyway gets a clear answer, not a login.
+    assert 'href="?anonymous=1"' not in visitor.get(path).text
     anonymous = visitor.get(path + "?anonymous=1")
     assert anonymous.status_code == 403 and "Anonymous use is off" in anonymous.text
     assert f'href="{path}"' in anonymous.text

@@ -37,10 +37,10 @@ def open_link(request: Request, token: str, anonymous: bool = False) -> Response
     """404 for a token that never existed, 410 for a revoked one."""
     link = _shares(request).find_link(token)
     user = optional_user(request)
+    svc = services(request)
     if user is not None and not anonymous:
         return render(request, "shared.html", title=link.grain_title, link=link,
-                      session=None)
-    svc = services(request)
+                      session=None, anonymous_allowed=svc.runtime.get("sharing.anonymous"))
     if not svc.runtime.get("sharing.anonymous"):
         if user is None:
             return redirect("/login?" + urlencode({"next": f"/shared/{token}"}))
