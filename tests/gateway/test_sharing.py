@@ -384,3 +384,25 @@ def test_people_who_took_a_link_follow_its_current_role(grain_server):
     # Lowering the link lowers him too.
     owner.patch(f"/api/v1/grains/{gid}/access/{link['id']}", json={"role": VIEWER})
     assert _seen(bob_view)["x-sandstorm-permissions"] == ""
+
+
+def test_a_role_a_reshare_cannot_grant_is_refused(grain_server):
+    gs = grain_server
+    owner, _ = _person(gs, "ann@example.org", "Ann")
+    gid = owner.post("/api/v1/grains", json={"app_id": gs.app_id, "title": "N"}).json()["id"]
+    bob, _ = _person(gs, "bob@example.org", "Bob")
+    bobs = owner.post(f"/api/v1/grains/{gid}/shares",
+                      json={"email": "bob@example.org", "role": VIEWER}).json()
+    from_bob = _share(bob, gid, VIEWER, "from bob")
+    # Even the owner cannot make Bob's link an editor's while Bob is a viewer.
+    refused = owner.patch(f"/api/v1/grains/{gid}/access/{from_bob['id']}",
+                          json={"role": EDITOR})
+    assert refused.status_code == 403
+    assert "bob@example.org" in refused.json()["error"]["message"]
+    listed = {a["id"]: a for a in owner.get(f"/api/v1/grains/{gid}/access").json()}
+    assert listed[from_bob["id"]]["role"] == VIEWER
+    # Once Bob is an editor, it can be.
+    owner.patch(f"/api/v1/grains/{gid}/access/{bobs['id']}", json={"role": EDITOR})
+    raised = owner.patch(f"/api/v1/grains/{gid}/access/{from_bob['id']}",
+                         json={"role": EDITOR})
+    assert raised.status_code == 200 and raised.json()["permissions"] == ["write"]

@@ -318,7 +318,9 @@ class Shares:
         The owner changes any share, others only those they created and only to a
         role within what they hold. A person's grant taken from a link has no role
         of its own (it follows the link's): changing it raises InvalidInput, which
-        names the link to change instead. Raises NotFound, InvalidInput, Forbidden."""
+        names the link to change instead. A role beyond what the share it was
+        re-shared from grants now is refused with Forbidden, naming that share.
+        Raises NotFound, InvalidInput, Forbidden."""
         access = self.sessions.access(user_id, grain_id)
         with self.store.session() as s:
             row = self._changeable(s, access, grain_id, share_id)
@@ -327,7 +329,19 @@ class Shares:
                 raise InvalidInput(f"This person took the link {link.label!r} (share "
                                    f"{link.id}) and holds its role: change the link's role, "
                                    "or revoke this share and invite them by address.")
-            self._check_role(self._manifest(s, grain_id), access, role)
+            manifest = self._manifest(s, grain_id)
+            self._check_role(manifest, access, role)
+            parent = s.get(Share, row.parent_id) if row.parent_id is not None else None
+            if parent is not None:
+                # A re-share never grants more than the share it came from: refuse
+                # a role it could not grant rather than show one it does not.
+                held = chain_permissions(s, parent, s.get(Grain, grain_id), manifest) or ()
+                missing = [p for p in role_permissions(manifest, role) if p not in held]
+                if missing:
+                    raise Forbidden(f"This share was re-shared from {parent.label!r}, which "
+                                    f"grants no {', '.join(missing)}: role "
+                                    f"{manifest.roles[role].title!r} would not apply. "
+                                    "Change that share first.")
             row.role_index = role
             view = self._view(s, row, access)
         self._changed()
