@@ -112,13 +112,24 @@ def test_owner_link_holder_and_anonymous_visitor_see_their_roles(grain_server):
     assert _seen(writer)["x-sandstorm-permissions"] == "write"
     assert writer.post("/", content="anonymous edit").status_code == 200
 
-    # A logged-in visitor may open it anonymously: nothing is recorded for them.
+    # A logged-in visitor may open it anonymously: no grant is recorded for them,
+    # and the page says what the access log does record.
     carol, _ = _person(gs, "carol@example.org", "Carol")
     choice = carol.get(editor_link["url"].removeprefix(BASE))
     assert choice.status_code == 200 and 'href="?anonymous=1"' in choice.text
-    quiet = carol.get(editor_link["url"].removeprefix(BASE) + "?anonymous=1")
+    assert "nothing is recorded" not in choice.text
+    said = " ".join(choice.text.split())
+    assert ("access log still records the opening as anonymous, with this link’s label, "
+            "your IP address and your browser’s user agent") in said
+    quiet = carol.get(editor_link["url"].removeprefix(BASE) + "?anonymous=1",
+                      headers={"User-Agent": "carols-browser/1"})
     assert quiet.status_code == 200 and "grain-frame" in quiet.text
     assert carol.get("/api/v1/grains?shared=true").json() == []
+    _enter(gs, html.unescape(re.search(r'id="grain-frame"[^>]*src="([^"]+)"',
+                                       quiet.text).group(1)))
+    rows = owner.get(f"/api/v1/grains/{grain['id']}/access-log").json()
+    assert any(r["user_id"] is None and r["user_agent"] == "carols-browser/1"
+               and r["label"] == editor_link["label"] and r["client_ip"] for r in rows), rows
 
 
 def test_reshare_is_capped_and_revoking_a_middle_link_cuts_off_its_children(grain_server):
@@ -141,11 +152,11 @@ def test_reshare_is_capped_and_revoking_a_middle_link_cuts_off_its_children(grai
     assert _seen(carol_view)["x-sandstorm-permissions"] == "write"
     assert _seen(anonymous_view)["x-sandstorm-permissions"] == "write"
 
-    # The owner makes Bob a viewer: Bob and everything he shared is capped on the
-    # very next request of the sessions already open.
+    # The owner makes the link Bob took a viewer's: Bob and everything he shared is
+    # capped on the very next request of the sessions already open.
     bob_share = next(a for a in owner.get(f"/api/v1/grains/{gid}/access").json()
                      if a["kind"] == "person" and a["parent_id"] == first["id"])
-    changed = owner.patch(f"/api/v1/grains/{gid}/access/{bob_share['id']}",
+    changed = owner.patch(f"/api/v1/grains/{gid}/access/{first['id']}",
                           json={"role": VIEWER})
     assert changed.status_code == 200 and changed.json()["role_title"] == "viewer"
     carol_share = next(a for a in bob.get(f"/api/v1/grains/{gid}/access").json()
@@ -160,7 +171,7 @@ def test_reshare_is_capped_and_revoking_a_middle_link_cuts_off_its_children(grai
     wider = bob.post(f"/api/v1/grains/{gid}/shares", json={"role": EDITOR})
     assert wider.status_code == 403 and "write" in wider.json()["error"]["message"]
     assert bob.get(f"/api/v1/grains/{gid}/access").json() == before
-    owner.patch(f"/api/v1/grains/{gid}/access/{bob_share['id']}", json={"role": EDITOR})
+    owner.patch(f"/api/v1/grains/{gid}/access/{first['id']}", json={"role": EDITOR})
     assert _seen(carol_view)["x-sandstorm-permissions"] == "write"
 
     # A suspended sharer's shares grant nothing while the suspension lasts.
@@ -338,3 +349,60 @@ def test_the_share_dialog_offers_only_roles_one_holds(grain_server):
     login_as(owner_page, gs.services, "ann@example.org", "Ann")
     owner_select = owner_page.get(f"/grains/{gid}").text.split('id="share-role"', 1)[1]
     assert "can edit" in owner_select.split("</select>", 1)[0]
+
+
+def test_people_who_took_a_link_follow_its_current_role(grain_server):
+    gs = grain_server
+    owner, _ = _person(gs, "ann@example.org", "Ann")
+    gid = owner.post("/api/v1/grains", json={"app_id": gs.app_id, "title": "N"}).json()["id"]
+    link = _share(owner, gid, VIEWER, "team")
+    bob, _ = _person(gs, "bob@example.org", "Bob")
+    _accept(bob, link["url"])
+    bob_view = _open(gs, bob, gid)
+    assert _seen(bob_view)["x-sandstorm-permissions"] == ""
+
+    # Raising the link's role reaches Bob, who took it before, on his next request.
+    raised = owner.patch(f"/api/v1/grains/{gid}/access/{link['id']}", json={"role": EDITOR})
+    assert raised.status_code == 200, raised.text
+    assert _seen(bob_view)["x-sandstorm-permissions"] == "write"
+    bob_share = next(a for a in owner.get(f"/api/v1/grains/{gid}/access").json()
+                     if a["kind"] == "person")
+    assert (bob_share["role"], bob_share["role_title"], bob_share["permissions"],
+            bob_share["follows_link"]) == (EDITOR, "editor", ["write"], True)
+    page = gs.browser()
+    login_as(page, gs.services, "ann@example.org", "Ann")
+    table = page.get(f"/grains/{gid}").text
+    assert "editor <span class=\"muted\">(the link’s role)</span>" in table
+    assert f'id="role-{bob_share["id"]}"' not in table  # changed on the link only
+
+    # His grant has no role of its own: changing it is refused, naming the link.
+    refused = owner.patch(f"/api/v1/grains/{gid}/access/{bob_share['id']}",
+                          json={"role": VIEWER})
+    assert refused.status_code == 400 and "'team'" in refused.json()["error"]["message"]
+    assert _seen(bob_view)["x-sandstorm-permissions"] == "write"
+
+    # Lowering the link lowers him too.
+    owner.patch(f"/api/v1/grains/{gid}/access/{link['id']}", json={"role": VIEWER})
+    assert _seen(bob_view)["x-sandstorm-permissions"] == ""
+
+
+def test_a_role_a_reshare_cannot_grant_is_refused(grain_server):
+    gs = grain_server
+    owner, _ = _person(gs, "ann@example.org", "Ann")
+    gid = owner.post("/api/v1/grains", json={"app_id": gs.app_id, "title": "N"}).json()["id"]
+    bob, _ = _person(gs, "bob@example.org", "Bob")
+    bobs = owner.post(f"/api/v1/grains/{gid}/shares",
+                      json={"email": "bob@example.org", "role": VIEWER}).json()
+    from_bob = _share(bob, gid, VIEWER, "from bob")
+    # Even the owner cannot make Bob's link an editor's while Bob is a viewer.
+    refused = owner.patch(f"/api/v1/grains/{gid}/access/{from_bob['id']}",
+                          json={"role": EDITOR})
+    assert refused.status_code == 403
+    assert "bob@example.org" in refused.json()["error"]["message"]
+    listed = {a["id"]: a for a in owner.get(f"/api/v1/grains/{gid}/access").json()}
+    assert listed[from_bob["id"]]["role"] == VIEWER
+    # Once Bob is an editor, it can be.
+    owner.patch(f"/api/v1/grains/{gid}/access/{bobs['id']}", json={"role": EDITOR})
+    raised = owner.patch(f"/api/v1/grains/{gid}/access/{from_bob['id']}",
+                         json={"role": EDITOR})
+    assert raised.status_code == 200 and raised.json()["permissions"] == ["write"]

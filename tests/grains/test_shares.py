@@ -4,10 +4,11 @@ nothing; the admin can turn anonymous access off."""
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 import pytest
 
-from sandhaven.testing import mail_text
+from sandhaven.testing import csrf_from, login_code, login_link, mail_text
 from tests.conftest import BASE, bearer, form_post, login_as
 
 
@@ -73,7 +74,8 @@ def test_admin_can_turn_anonymous_access_off(grain_server):
     assert saved.status_code == 303, saved.text
     assert anonymous.get("/").status_code == 403  # the open anonymous session too, at once
     refused = gs.browser().get(path)
-    assert refused.status_code == 303 and refused.headers["location"] == "/login"
+    assert refused.status_code == 303
+    assert refused.headers["location"] == "/login?next=" + quote(path, safe="")
     # A logged-in person still gets the grain through the link.
     bob = gs.browser()
     login_as(bob, gs.services, "bob@example.org", "Bob")
@@ -182,3 +184,102 @@ def test_invitations_by_address(grain_server, smtp):
     wider = bob.post(f"/api/v1/grains/{gid}/shares", json={"email": "c@example.org", "role": 0})
     assert wider.status_code == 403
     assert len(mailbox.messages) == 2
+
+
+def test_inviting_someone_again_updates_their_share(grain_server, smtp):
+    gs = grain_server
+    port, mailbox = smtp
+    gid = _grain(gs)
+    bob = gs.browser()
+    bearer(bob, gs.services, "bob@example.org", "Bob")
+    for role in (0, 1):
+        made = gs.client.post(f"/api/v1/grains/{gid}/shares",
+                              json={"email": "bob@example.org", "role": role})
+        assert made.status_code == 201, made.text
+    listed = gs.client.get(f"/api/v1/grains/{gid}/access").json()
+    assert [(a["label"], a["role"]) for a in listed] == [("bob@example.org", 1)]
+    assert listed[0]["id"] == made.json()["id"]
+    assert gs.client.delete(f"/api/v1/grains/{gid}/access/{made.json()['id']}"
+                            ).status_code == 204
+    assert bob.get("/api/v1/grains?shared=true").json() == []  # revoked is revoked
+
+    # Someone without an account: one share, and the newest mail's link is the one.
+    gs.services.runtime.save({"smtp.host": "127.0.0.1", "smtp.port": port})
+    for n, (role, message) in enumerate(((0, "first"), (1, "second")), start=1):
+        assert gs.client.post(f"/api/v1/grains/{gid}/shares", json={
+            "email": "new@example.org", "role": role, "message": message}).status_code == 201
+        text = mail_text(mailbox.wait_for(n)[n - 1])
+        assert message in text
+    listed = [a for a in gs.client.get(f"/api/v1/grains/{gid}/access").json()
+              if a["label"] == "new@example.org"]
+    assert [(a["kind"], a["role"]) for a in listed] == [("link", 1)]
+    link = re.search(r"(http://\S+/shared/\S+)", text)
+    assert link is not None
+    assert gs.browser().get(link.group(1).removeprefix(BASE)).status_code == 200
+
+    # They take it with a new account; inviting them again changes the same grant.
+    newcomer = gs.browser()
+    newcomer_id = bearer(newcomer, gs.services, "new@example.org", "Newcomer")
+    newcomer.post(link.group(1).removeprefix(BASE))
+    assert gs.client.post(f"/api/v1/grains/{gid}/shares", json={
+        "email": "new@example.org", "role": 0}).status_code == 201
+    listed = [a for a in gs.client.get(f"/api/v1/grains/{gid}/access").json()
+              if a["label"] == "new@example.org"]
+    assert [(a["kind"], a["role"], (a["recipient"] or {}).get("id")) for a in listed] == [
+        ("link", 0, None), ("person", 0, newcomer_id)]
+    assert newcomer.get(f"/api/v1/grains/{gid}").status_code == 200
+
+
+def test_logging_in_from_a_link_comes_back_to_it(grain_server, smtp):
+    gs = grain_server
+    port, mailbox = smtp
+    gid = _grain(gs)
+    path = gs.client.post(f"/api/v1/grains/{gid}/shares", json={"role": 1}).json()["url"]
+    path = path.removeprefix(BASE)
+    gs.services.runtime.save({"smtp.host": "127.0.0.1", "smtp.port": port,
+                              "sharing.anonymous": False})
+    gs.services.identity.users.create("bob@example.org", "Bob")
+    visitor = gs.browser()
+    login = visitor.get(visitor.get(path).headers["location"])
+    assert f'name="next" value="{path}"' in login.text
+    assert f'href="/login/code?next={path}"' in login.text
+    # Only a sharing link of this server is a place to come back to.
+    for bad in ("https://evil.example/shared/x", "//evil.example/shared/x", "/grains",
+                "/shared/x/../../admin", "/shared/"):
+        assert 'name="next"' not in visitor.get("/login", params={"next": bad}).text, bad
+
+    # The mailed link carries it through to the verify page, and back.
+    asked = form_post(visitor, f"/login?next={quote(path)}", "/login",
+                      {"email": "bob@example.org", "next": path})
+    assert asked.status_code == 200 and f'value="{path}"' in asked.text
+    msg = mailbox.wait_for(1)[0]
+    link = login_link(msg)
+    assert link.endswith(f"&next={path}")
+    verify = visitor.get(link.removeprefix(BASE))
+    assert f'name="next" value="{path}"' in verify.text
+    token = link.split("token=", 1)[1].split("&", 1)[0]
+    back = visitor.post("/login/verify", data={"csrf_token": csrf_from(verify.text),
+                                               "token": token, "next": path})
+    assert back.status_code == 303 and back.headers["location"] == path
+    assert "Open as Bob" in visitor.get(path).text
+
+    # So does the code, and a next that is not a sharing link is ignored.
+    coder = gs.browser()
+    form_post(coder, "/login", "/login", {"email": "bob@example.org", "next": path})
+    code = login_code(mailbox.wait_for(2)[1])
+    back = form_post(coder, f"/login/code?next={quote(path)}", "/login/code",
+                     {"email": "bob@example.org", "code": code, "next": path})
+    assert back.status_code == 303 and back.headers["location"] == path
+    other = gs.browser()
+    form_post(other, "/login", "/login", {"email": "bob@example.org"})
+    code = login_code(mailbox.wait_for(3)[2])
+    away = form_post(other, "/login/code", "/login/code", {
+        "email": "bob@example.org", "code": code, "next": "https://evil.example/"})
+    assert away.status_code == 303 and away.headers["location"] == "/grains"
+
+    # Logged in, the choice page no longer offers anonymous use; asking for it
+    # anyway gets a clear answer, not a login.
+    assert 'href="?anonymous=1"' not in visitor.get(path).text
+    anonymous = visitor.get(path + "?anonymous=1")
+    assert anonymous.status_code == 403 and "Anonymous use is off" in anonymous.text
+    assert f'href="{path}"' in anonymous.text

@@ -95,6 +95,12 @@ def test_dev_accounts_only_with_dev(make_shell):
     me = dev.get("/api/v1/me").json()
     assert me["name"] == "Alice Dev"
     assert "Development mode" in dev.get("/account").text
+    # From a sharing link's login, a dev account comes back to the link.
+    _, other = make_shell(dev=True)
+    page = other.get("/login", params={"next": "/shared/abc_-1"}).text
+    assert page.count('name="next" value="/shared/abc_-1"') == page.count('action="/dev/login"')
+    back = form_post(other, "/login", "/dev/login", {"name": "Bob Dev", "next": "/shared/abc_-1"})
+    assert back.status_code == 303 and back.headers["location"] == "/shared/abc_-1"
 
 
 def test_shell_pages_carry_security_headers(make_shell):

@@ -155,7 +155,8 @@ def _share(view: ShareView) -> schemas.ShareEntry:
         created_by={"id": view.created_by, "name": view.created_by_name},
         parent_id=view.parent_id, created_at=view.created_at.isoformat() + "Z",
         last_used_at=view.last_used_at.isoformat() + "Z" if view.last_used_at else None,
-        can_change=view.can_change, permissions=list(view.permissions))
+        can_change=view.can_change, permissions=list(view.permissions),
+        follows_link=view.follows_link)
 
 
 @router.post("/grains/{grain_id}/shares", response_model=schemas.ShareCreated,

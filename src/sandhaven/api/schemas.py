@@ -214,6 +214,9 @@ class ShareEntry(BaseModel):
     can_change: bool = Field(description="Whether the caller may change or revoke it")
     permissions: list[str] = Field(description="What it grants now: its role's "
                                    "permissions capped along the chain it came from")
+    follows_link: bool = Field(default=False, description="A person's grant taken from a "
+                               "link: its role is the link's current role, changed only "
+                               "on the link")
 
 
 class ShareCreated(ShareEntry):

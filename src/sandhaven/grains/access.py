@@ -41,6 +41,25 @@ def role_permissions(manifest: Manifest, role_index: int) -> tuple[str, ...]:
     return tuple(p.name for p in manifest.permissions if p.name in granted)
 
 
+def taken_from_link(s: Session, share: Share) -> Share | None:
+    """The link a person's grant was taken from (opening the link made it), or None.
+    Such a grant has no role of its own: it follows the link's current role."""
+    if share.recipient_id is None or share.parent_id is None:
+        return None
+    parent = s.get(Share, share.parent_id)
+    if (parent is None or parent.recipient_id is not None
+            or parent.created_by != share.created_by):
+        return None
+    return parent
+
+
+def effective_role(s: Session, share: Share) -> int:
+    """The role a share grants: its own, or for a grant taken from a link the
+    link's current role."""
+    link = taken_from_link(s, share)
+    return link.role_index if link is not None else share.role_index
+
+
 # A re-share chain longer than this grants nothing (and a cycle cannot loop forever).
 MAX_CHAIN = 32
 
@@ -66,7 +85,9 @@ def chain_permissions(s: Session, share: Share, grain: Grain, manifest: Manifest
         creator = s.get(User, current.created_by)
         if creator is None or creator.suspended_at is not None:
             return None
-        granted &= set(role_permissions(manifest, current.role_index))
+        if taken_from_link(s, current) is None:
+            # A grant taken from a link follows the link's role, applied next.
+            granted &= set(role_permissions(manifest, current.role_index))
         if current.parent_id is None:
             if current.created_by != grain.owner_id:
                 return None

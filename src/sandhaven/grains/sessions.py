@@ -28,7 +28,12 @@ from urllib.parse import quote, urlsplit
 from sqlalchemy import select, update
 
 from sandhaven.errors import Forbidden, NotFound
-from sandhaven.grains.access import Access, all_permissions, chain_permissions
+from sandhaven.grains.access import (
+    Access,
+    all_permissions,
+    chain_permissions,
+    effective_role,
+)
 from sandhaven.grains.access_log import Client, record
 from sandhaven.identity.identicon import identicon_key
 from sandhaven.packages.manifest import Manifest
@@ -156,7 +161,8 @@ class GrainSessions:
         if best is None:
             return None
         ordered = tuple(p.name for p in manifest.permissions if p.name in held)
-        return Access(grain.id, user_id, False, ordered, best[0].role_index, best[0].id)
+        return Access(grain.id, user_id, False, ordered, effective_role(s, best[0]),
+                      best[0].id)
 
     # -- opening -----------------------------------------------------------------
     def open(self, user_id: str, grain_id: str, client: Client | None = None

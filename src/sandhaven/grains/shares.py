@@ -4,7 +4,9 @@ invitations by address, re-shares, role changes and revocation.
 A sharing link is 256 random bits shown once as ``<base>/shared/<token>``; only
 its SHA-256 is stored (``shares.token_hash``). A logged-in person who opens it
 gets a share of their own (``recipient_id``) whose parent is the link, so the
-grain shows among their "Shared with me" and revoking the link revokes them too.
+grain shows among their "Shared with me" and revoking the link revokes them too;
+that share has no role of its own: it grants the link's current role
+(:func:`~sandhaven.grains.access.effective_role`).
 Anyone may re-share what they hold: the new share's parent is the share they
 hold it by, and what it grants is capped along the chain
 (:func:`~sandhaven.grains.access.chain_permissions`), recomputed at every check.
@@ -25,7 +27,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from sandhaven.errors import Forbidden, Gone, InvalidInput, MailError, NotFound
-from sandhaven.grains.access import Access, chain_permissions, role_permissions
+from sandhaven.grains.access import (
+    Access,
+    chain_permissions,
+    effective_role,
+    role_permissions,
+    taken_from_link,
+)
 from sandhaven.grains.service import Grains, GrainView
 from sandhaven.grains.sessions import GrainSessions
 from sandhaven.identity.emails import normalize_email
@@ -59,6 +67,8 @@ class ShareView:
     can_change: bool
     # What it grants now: its role capped along the chain it was re-shared from.
     permissions: tuple[str, ...] = ()
+    # A person's grant taken from a link: its role is the link's current role.
+    follows_link: bool = False
 
 
 @dataclass(frozen=True)
@@ -182,8 +192,10 @@ class Shares:
         """Share with a person by address. A user of this server gets the grant at
         once (the grain joins their "Shared with me"), and a mail when outgoing
         mail is configured; anyone else gets a mail with a sharing link of their
-        own, labelled with their address, which the sharer never sees. A mail that
-        cannot be sent leaves nothing behind.
+        own, labelled with their address, which the sharer never sees. Inviting
+        someone the sharer invited before updates that share (role; a new mail, and
+        for someone without an account a new link replacing the old) instead of
+        adding another. A mail that cannot be sent leaves nothing changed.
 
         Raises NotFound (no access), InvalidInput (not an address, the owner or
         oneself, no such role), Forbidden (more than the sharer holds), MailError
@@ -206,12 +218,22 @@ class Shares:
                                     "configured to send them a link; create a sharing link "
                                     "instead.")
                 token = secrets.token_urlsafe(32)
-            row = Share(grain_id=grain_id, created_by=user_id,
-                        recipient_id=recipient.id if recipient else None,
-                        token_hash=token_hash(token) if token else None,
-                        parent_id=access.share_id, role_index=role, label=address,
-                        created_at=utcnow())
-            s.add(row)
+            row = self._invited(s, grain_id, user_id, address,
+                                recipient.id if recipient else None)
+            previous = (row.role_index, row.token_hash) if row is not None else None
+            if row is None:
+                row = Share(grain_id=grain_id, created_by=user_id,
+                            recipient_id=recipient.id if recipient else None,
+                            token_hash=token_hash(token) if token else None,
+                            parent_id=access.share_id, role_index=role, label=address,
+                            created_at=utcnow())
+                s.add(row)
+            else:
+                # Invited again: the same share gets the new role (and, for someone
+                # without an account, a new link replacing the one mailed before).
+                row.role_index = role
+                if token:
+                    row.token_hash = token_hash(token)
             s.flush()
             view = self._view(s, row, access)
             verb = self._manifest(s, grain_id).roles[role].verb_phrase or "can open"
@@ -227,27 +249,52 @@ class Shares:
                                               "with you", text))
             except MailError:
                 with self.store.session() as s:
-                    s.delete(s.get(Share, view.id))
+                    if previous is None:
+                        s.delete(s.get(Share, view.id))
+                    else:
+                        row = s.get(Share, view.id)
+                        row.role_index, row.token_hash = previous
                 raise
+        if previous is not None:
+            self._changed()
         return view
+
+    @staticmethod
+    def _invited(s: Session, grain_id: str, sharer_id: str, address: str,
+                 recipient_id: str | None) -> Share | None:
+        """The live share ``sharer_id`` made for this person by address before (for
+        someone without an account, the link mailed to them), or None. A grant
+        taken from a link is not one: it follows the link."""
+        q = select(Share).where(Share.grain_id == grain_id, Share.created_by == sharer_id,
+                                Share.revoked_at.is_(None))
+        if recipient_id is not None:
+            for row in s.scalars(q.where(Share.recipient_id == recipient_id).order_by(Share.id)):
+                if taken_from_link(s, row) is None:
+                    return row
+        # The link mailed to the address before it had an account here (whoever
+        # took it since follows its role).
+        return s.scalar(q.where(Share.recipient_id.is_(None), Share.label == address,
+                                Share.token_hash.is_not(None)).order_by(Share.id))
 
     # -- who has access --------------------------------------------------------------
     def _view(self, s: Session, row: Share, access: Access) -> ShareView:
         manifest = self._manifest(s, row.grain_id)
-        role_title = (manifest.roles[row.role_index].title
-                      if 0 <= row.role_index < len(manifest.roles) else f"role {row.role_index}")
+        role = effective_role(s, row)
+        role_title = (manifest.roles[role].title
+                      if 0 <= role < len(manifest.roles) else f"role {role}")
         recipient = s.get(User, row.recipient_id) if row.recipient_id else None
         creator = s.get(User, row.created_by)
         granted = chain_permissions(s, row, s.get(Grain, row.grain_id), manifest)
         return ShareView(
             id=row.id, kind="link" if row.recipient_id is None else "person",
-            label=row.label, role=row.role_index, role_title=role_title,
+            label=row.label, role=role, role_title=role_title,
             recipient_id=row.recipient_id, recipient_name=recipient.name if recipient else None,
             created_by=row.created_by, created_by_name=creator.name if creator else "",
             parent_id=row.parent_id, created_at=row.created_at,
             last_used_at=row.last_used_at,
             can_change=access.is_owner or row.created_by == access.user_id,
-            permissions=granted or ())
+            permissions=granted or (),
+            follows_link=taken_from_link(s, row) is not None)
 
     def list_access(self, user_id: str, grain_id: str) -> list[ShareView]:
         """Who has access, oldest first: every live share for the owner; for anyone
@@ -269,11 +316,32 @@ class Shares:
     def change_role(self, user_id: str, grain_id: str, share_id: int, role: int) -> ShareView:
         """Give a share another role; open sessions see it on their next request.
         The owner changes any share, others only those they created and only to a
-        role within what they hold. Raises NotFound, InvalidInput, Forbidden."""
+        role within what they hold. A person's grant taken from a link has no role
+        of its own (it follows the link's): changing it raises InvalidInput, which
+        names the link to change instead. A role beyond what the share it was
+        re-shared from grants now is refused with Forbidden, naming that share.
+        Raises NotFound, InvalidInput, Forbidden."""
         access = self.sessions.access(user_id, grain_id)
         with self.store.session() as s:
             row = self._changeable(s, access, grain_id, share_id)
-            self._check_role(self._manifest(s, grain_id), access, role)
+            link = taken_from_link(s, row)
+            if link is not None:
+                raise InvalidInput(f"This person took the link {link.label!r} (share "
+                                   f"{link.id}) and holds its role: change the link's role, "
+                                   "or revoke this share and invite them by address.")
+            manifest = self._manifest(s, grain_id)
+            self._check_role(manifest, access, role)
+            parent = s.get(Share, row.parent_id) if row.parent_id is not None else None
+            if parent is not None:
+                # A re-share never grants more than the share it came from: refuse
+                # a role it could not grant rather than show one it does not.
+                held = chain_permissions(s, parent, s.get(Grain, grain_id), manifest) or ()
+                missing = [p for p in role_permissions(manifest, role) if p not in held]
+                if missing:
+                    raise Forbidden(f"This share was re-shared from {parent.label!r}, which "
+                                    f"grants no {', '.join(missing)}: role "
+                                    f"{manifest.roles[role].title!r} would not apply. "
+                                    "Change that share first.")
             row.role_index = role
             view = self._view(s, row, access)
         self._changed()

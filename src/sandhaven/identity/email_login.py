@@ -52,10 +52,11 @@ class EmailLogin:
         self.mailer = mailer
 
     # -- asking for a link ---------------------------------------------------
-    def request(self, email: str, client_ip: str = "") -> None:
+    def request(self, email: str, client_ip: str = "", next_path: str = "") -> None:
         """Mail a login link and code to ``email`` (or a signup link when signup is
-        open, or a note that no account exists). Raises InvalidInput, RateLimited,
-        MailError; on MailError the code is withdrawn.
+        open, or a note that no account exists); the link carries ``next_path`` (a
+        local path the caller checked) to come back to. Raises InvalidInput,
+        RateLimited, MailError; on MailError the code is withdrawn.
 
         The mail is sent outside any store transaction, so a slow mail server never
         holds up other requests."""
@@ -81,10 +82,11 @@ class EmailLogin:
             user = s.scalar(select(User).where(User.email == email))
             if user is not None and user.suspended_at is None:
                 token_id, token, code = self._issue(s, email, "login", client_ip)
-                mail = _login_mail(email, base, token, code)
+                mail = _login_mail(email, base, token, code, next_path=next_path)
             elif user is None and settings.signup_policy == "open":
                 token_id, token, code = self._issue(s, email, "signup", client_ip)
-                mail = _login_mail(email, base, token, code, signup=True)
+                mail = _login_mail(email, base, token, code, signup=True,
+                                   next_path=next_path)
             elif user is None:
                 mail = OutgoingMail(email, "No account on this Sandhaven server",
                                     f"Someone asked to log in to {base} with this address, "
@@ -218,9 +220,11 @@ class EmailLogin:
         self.mailer.send(OutgoingMail(email, "Your invitation to Sandhaven", text))
 
 
-def _login_mail(email: str, base: str, token: str, code: str, *, signup: bool = False
-                ) -> OutgoingMail:
+def _login_mail(email: str, base: str, token: str, code: str, *, signup: bool = False,
+                next_path: str = "") -> OutgoingMail:
     link = f"{base}/login/verify?token={quote(token)}"
+    if next_path:
+        link += f"&next={quote(next_path, safe='/')}"
     what = "finish creating your account" if signup else "log in"
     text = (f"To {what} at {base}, open this link:\n\n{link}\n\n"
             f"or enter this code on the login page: {code[:4]}-{code[4:]}\n\n"

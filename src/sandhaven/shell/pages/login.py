@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import structlog
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
@@ -15,6 +17,16 @@ from sandhaven.shell.render import redirect, render
 
 router = APIRouter()
 log = structlog.get_logger("sandhaven.login")
+
+
+# Where a login may lead back to: only a sharing link of this server, so a crafted
+# login address cannot send anyone elsewhere.
+_NEXT = re.compile(r"/shared/[A-Za-z0-9_-]{1,100}")
+
+
+def safe_next(value: str) -> str:
+    """``value`` when it is a local sharing-link path, else ""."""
+    return value if _NEXT.fullmatch(value or "") else ""
 
 
 def log_in(request: Request, user: UserView, to: str = "/grains", done: str | None = None
@@ -31,54 +43,67 @@ def log_in(request: Request, user: UserView, to: str = "/grains", done: str | No
     return response
 
 
+def _after_login(request: Request, user: UserView, created: bool, next_path: str
+                 ) -> Response:
+    """Back to the sharing link the login started from, else the usual page."""
+    if safe_next(next_path):
+        return log_in(request, user, next_path)
+    return log_in(request, user, "/account" if created else "/grains",
+                  "welcome" if created else None)
+
+
 @router.get("/login")
-def login_page(request: Request) -> Response:
+def login_page(request: Request, next: str = "") -> Response:
+    next = safe_next(next)
     if optional_user(request):
-        return redirect("/grains")
-    return render(request, "login.html", title="Log in",
+        return redirect(next or "/grains")
+    return render(request, "login.html", title="Log in", next=next,
                   mail_configured=services(request).mailer.configured())
 
 
 @router.post("/login")
-def login_submit(request: Request, email: str = Form("")) -> Response:
+def login_submit(request: Request, email: str = Form(""), next: str = Form("")) -> Response:
     svc = services(request)
+    next = safe_next(next)
     try:
-        svc.identity.email_login.request(email, client_ip(request))
+        svc.identity.email_login.request(email, client_ip(request), next)
     except RequestError as exc:
         return render(request, "login.html", status=exc.status, title="Log in", error=str(exc),
-                      email=email[:320], mail_configured=svc.mailer.configured())
+                      email=email[:320], mail_configured=svc.mailer.configured(), next=next)
     return render(request, "login_code.html", title="Check your mail", sent=True,
-                  email=email.strip()[:320], minutes=LOGIN_MINUTES)
+                  email=email.strip()[:320], minutes=LOGIN_MINUTES, next=next)
 
 
 @router.get("/login/code")
-def code_page(request: Request) -> Response:
-    return render(request, "login_code.html", title="Enter code", minutes=LOGIN_MINUTES)
+def code_page(request: Request, next: str = "") -> Response:
+    return render(request, "login_code.html", title="Enter code", minutes=LOGIN_MINUTES,
+                  next=safe_next(next))
 
 
 @router.post("/login/code")
-def code_submit(request: Request, email: str = Form(""), code: str = Form("")) -> Response:
+def code_submit(request: Request, email: str = Form(""), code: str = Form(""),
+                next: str = Form("")) -> Response:
     svc = services(request)
     try:
         result = svc.identity.email_login.verify_code(email, code)
     except RequestError as exc:
         return render(request, "login_code.html", status=exc.status, title="Enter code",
-                      error=str(exc), email=email[:320], minutes=LOGIN_MINUTES)
-    return log_in(request, result.user, "/account" if result.created else "/grains",
-                  "welcome" if result.created else None)
+                      error=str(exc), email=email[:320], minutes=LOGIN_MINUTES,
+                      next=safe_next(next))
+    return _after_login(request, result.user, result.created, next)
 
 
 @router.get("/login/verify")
-def verify_page(request: Request, token: str = "") -> Response:
+def verify_page(request: Request, token: str = "", next: str = "") -> Response:
     # A GET must not use the link up: mail scanners fetch links. A button POSTs it.
-    return render(request, "login_verify.html", title="Log in", token=token[:100])
+    return render(request, "login_verify.html", title="Log in", token=token[:100],
+                  next=safe_next(next))
 
 
 @router.post("/login/verify")
-def verify_submit(request: Request, token: str = Form("")) -> Response:
+def verify_submit(request: Request, token: str = Form(""), next: str = Form("")) -> Response:
     result = services(request).identity.email_login.verify_link(token)
-    return log_in(request, result.user, "/account" if result.created else "/grains",
-                  "welcome" if result.created else None)
+    return _after_login(request, result.user, result.created, next)
 
 
 @router.post("/logout")
@@ -90,9 +115,9 @@ def logout(request: Request) -> Response:
 
 
 @router.post("/dev/login")
-def dev_login(request: Request, name: str = Form("")) -> Response:
+def dev_login(request: Request, name: str = Form(""), next: str = Form("")) -> Response:
     user = services(request).identity.dev_login(name)
-    return log_in(request, user)
+    return log_in(request, user, safe_next(next) or "/grains")
 
 
 @router.get("/setup/{token}")

@@ -2,9 +2,10 @@
 page's share dialog (create a link, invite a person, change a role, revoke).
 
 Opening a link: a visitor who is not logged in sees the grain as Anonymous User
-(unless the admin turned that off: then they are sent to log in); a logged-in
-visitor chooses between opening it as themselves (the grant is recorded and the
-grain joins their "Shared with me") and opening it anonymously (nothing recorded).
+(unless the admin turned that off: then they are sent to log in, and come back
+to the link afterwards); a logged-in visitor chooses between opening it as
+themselves (the grant is recorded and the grain joins their "Shared with me")
+and opening it anonymously (while the admin allows it).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
-from sandhaven.errors import MailError, NotAuthenticated, RequestError
+from sandhaven.errors import MailError, RequestError
 from sandhaven.grains.shares import Shares
 from sandhaven.identity.users import UserView
 from sandhaven.shell.auth import client_of, current_user, optional_user, services
@@ -36,12 +37,18 @@ def open_link(request: Request, token: str, anonymous: bool = False) -> Response
     """404 for a token that never existed, 410 for a revoked one."""
     link = _shares(request).find_link(token)
     user = optional_user(request)
+    svc = services(request)
     if user is not None and not anonymous:
         return render(request, "shared.html", title=link.grain_title, link=link,
-                      session=None)
-    svc = services(request)
+                      session=None, anonymous_allowed=svc.runtime.get("sharing.anonymous"))
     if not svc.runtime.get("sharing.anonymous"):
-        raise NotAuthenticated("Log in to open this sharing link.")
+        if user is None:
+            return redirect("/login?" + urlencode({"next": f"/shared/{token}"}))
+        return render(request, "error.html", status=403, title="Anonymous use is off",
+                      heading="Anonymous use is off",
+                      message="This server does not allow opening sharing links "
+                              "anonymously. You can open this one as yourself.",
+                      back=f"/shared/{token}", back_label=f"Open it as {user.name}")
     session = svc.grain_sessions.open_anonymous(link.share_id,  # type: ignore[union-attr]
                                                 link.grain_id, client_of(request))
     return render(request, "shared.html", title=link.grain_title, link=link,
