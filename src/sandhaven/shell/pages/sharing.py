@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
+from sandhaven.api.routes import RowId
 from sandhaven.errors import MailError, RequestError
 from sandhaven.grains.shares import Shares
 from sandhaven.identity.users import UserView
@@ -97,7 +98,7 @@ def invite(request: Request, grain_id: str, user: UserView = Depends(current_use
 
 
 @router.post("/grains/{grain_id}/access/{share_id}")
-def change_access(request: Request, grain_id: str, share_id: int,
+def change_access(request: Request, grain_id: str, share_id: RowId,
                   user: UserView = Depends(current_user), role: str = Form(""),
                   action: str = Form("role")) -> Response:
     shares = _shares(request)
@@ -155,7 +156,7 @@ def request_access(request: Request, grain_id: str, user: UserView = Depends(cur
 
 
 @router.post("/grains/{grain_id}/access-requests/{request_id}")
-def answer_request(request: Request, grain_id: str, request_id: int,
+def answer_request(request: Request, grain_id: str, request_id: RowId,
                    user: UserView = Depends(current_user), role: str = Form(""),
                    action: str = Form("grant")) -> Response:
     requests = services(request).access_requests
