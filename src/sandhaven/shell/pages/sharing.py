@@ -10,6 +10,7 @@ and opening it anonymously (while the admin allows it).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from urllib.parse import urlencode
 
@@ -102,11 +103,23 @@ def change_access(request: Request, grain_id: str, share_id: RowId,
                   user: UserView = Depends(current_user), role: str = Form(""),
                   action: str = Form("role")) -> Response:
     shares = _shares(request)
-    try:
+
+    def apply() -> None:
         if action == "revoke":
             shares.revoke(user.id, grain_id, share_id)
         else:
             shares.change_role(user.id, grain_id, share_id, int(role))
+
+    return _answer(request, user, grain_id, apply,
+                   "share-revoked" if action == "revoke" else "share-changed")
+
+
+def _answer(request: Request, user: UserView, grain_id: str, apply: Callable[[], object],
+            done: str) -> Response:
+    """Run a share-panel form's change; on bad input show the grain page again with
+    the panel open and the reason (a role that is not a number is a 400)."""
+    try:
+        apply()
     except ValueError:
         return grain_page_response(request, user, grain_id, 400,
                                    error="Choose a role from the list.", share_open=True)
@@ -115,8 +128,7 @@ def change_access(request: Request, grain_id: str, share_id: RowId,
             raise
         return grain_page_response(request, user, grain_id, exc.status, error=str(exc),
                                    share_open=True)
-    return redirect(f"/grains/{grain_id}", "share-revoked" if action == "revoke"
-                    else "share-changed")
+    return redirect(f"/grains/{grain_id}", done)
 
 
 @router.get("/grains/{grain_id}/access-log")
@@ -161,18 +173,12 @@ def answer_request(request: Request, grain_id: str, request_id: RowId,
                    action: str = Form("grant")) -> Response:
     requests = services(request).access_requests
     assert requests is not None
-    try:
+
+    def apply() -> None:
         if action == "dismiss":
             requests.dismiss(user.id, grain_id, request_id)
         else:
             requests.grant(user.id, grain_id, request_id, int(role))
-    except ValueError:
-        return grain_page_response(request, user, grain_id, 400,
-                                   error="Choose a role from the list.", share_open=True)
-    except RequestError as exc:
-        if exc.status == 404:
-            raise
-        return grain_page_response(request, user, grain_id, exc.status, error=str(exc),
-                                   share_open=True)
-    return redirect(f"/grains/{grain_id}", "request-dismissed" if action == "dismiss"
-                    else "request-granted")
+
+    return _answer(request, user, grain_id, apply,
+                   "request-dismissed" if action == "dismiss" else "request-granted")
