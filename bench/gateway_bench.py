@@ -45,6 +45,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandhaven.testing.gateway_server import command
+
 SESSION_LABEL = "ui-" + "3f" * 16
 GIB = 1 << 30
 
@@ -173,22 +175,8 @@ def gateway(socket_path: str, processes: int = 1) -> Iterator[int]:
     listener = _listen_tcp()
     port = listener.getsockname()[1]
     procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "sandhaven.testing.gateway_server",
-                "--fd",
-                str(listener.fileno()),
-                "--socket",
-                socket_path,
-                "--base-url",
-                f"http://localhost:{port}",
-                "--wildcard",
-                f"*.localhost:{port}",
-            ],
-            pass_fds=[listener.fileno()],
-        )
+        subprocess.Popen(command(listener.fileno(), socket_path, port),
+                         pass_fds=[listener.fileno()])
         for _ in range(processes)
     ]
     listener.close()

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import socket
+import sys
 from typing import Any
 
 from sandhaven.errors import Forbidden, NotAuthenticated, RequestError
@@ -140,6 +141,14 @@ def build_app(
     )
     router = HostRouter(ShellStub(activity), session, api, classifier=classifier)
     return TrustedForwarded(router, trusted_proxies)
+
+
+def command(listener_fd: int, socket_path: str, port: int, *extra: str) -> list[str]:
+    """The command line that serves this stack on an inherited listening socket
+    (``listener_fd``, bound to ``port``) in front of the grain at ``socket_path``."""
+    return [sys.executable, "-m", "sandhaven.testing.gateway_server", "--fd",
+            str(listener_fd), "--socket", socket_path, "--base-url",
+            f"http://localhost:{port}", "--wildcard", f"*.localhost:{port}", *extra]
 
 
 def main() -> None:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import httpx
 
+from sandhaven.testing.gateway_server import command
+
 
 @dataclass
 class Grain:
@@ -110,23 +112,8 @@ def run_gateway(socket_path: str, *extra: str) -> Iterator[Gateway]:
     listener.bind(("127.0.0.1", 0))
     listener.listen(1024)
     port = listener.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sandhaven.testing.gateway_server",
-            "--fd",
-            str(listener.fileno()),
-            "--socket",
-            socket_path,
-            "--base-url",
-            f"http://localhost:{port}",
-            "--wildcard",
-            f"*.localhost:{port}",
-            *extra,
-        ],
-        pass_fds=[listener.fileno()],
-    )
+    proc = subprocess.Popen(command(listener.fileno(), socket_path, port, *extra),
+                            pass_fds=[listener.fileno()])
     listener.close()
     try:
         gateway = Gateway(port, proc)
