@@ -1,45 +1,37 @@
 """The EtherCalc recipe (apps/ethercalc): built from npm with a fresh key, installed
 into an in-process server, run in a real sandbox with Debian's node; driven over
 its HTTP API and its socket.io channel (WebSocket and polling) through the
-grain's socket."""
+grain's socket, and by two and three users in Chromium through the gateway."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from playwright.sync_api import Frame, expect
 
-from sandhaven.packages.keys import SigningKey, write_key_file
 from sandhaven.packages.spk import open_spk, verify, verify_file
+from tests.apps.conftest import APPS, AppServer, RecipeCache
 from tests.apps.socketio import PollingClient, WebSocketClient
 from tests.conftest import GrainServer, bearer
 from tests.grains.test_grains import grain_http
+from tests.ui import (
+    dev_login,
+    grain_frame,
+    new_grain,
+    open_link,
+    screenshot,
+    share_link,
+    stop_and_reopen,
+)
 
-RECIPE = Path(__file__).parents[2] / "apps" / "ethercalc"
-SANDHAVEN = Path(sys.executable).parent / "sandhaven"
+RECIPE = APPS / "ethercalc"
 EDITOR = {"X-Sandstorm-Permissions": "edit"}
 VIEWER: dict[str, str] = {}
 COMMAND = {"Content-Type": "text/plain"}
 A1 = "/_/sheet/cells/A1"
-
-
-@pytest.fixture
-def ethercalc_build_dir(app_build_root: Path) -> Path:
-    return app_build_root / "ethercalc"
-
-
-def build(build_dir: Path, out_dir: Path) -> tuple[Path, SigningKey]:
-    key = SigningKey.generate()
-    write_key_file(key, out_dir / "ethercalc.key")
-    spk = out_dir / "ethercalc.spk"
-    subprocess.run([str(RECIPE / "build.sh"), str(out_dir / "ethercalc.key"), str(spk),
-                    str(build_dir)], check=True, timeout=180,
-                   env={"PATH": "/usr/bin:/bin", "SANDHAVEN": str(SANDHAVEN),
-                        "HOME": str(build_dir)})
-    return spk, key
 
 
 def execute(cmdstr: str) -> dict[str, str]:
@@ -65,10 +57,10 @@ def a1(app) -> object:
 
 
 def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(
-        ethercalc_build_dir, tmp_path):
-    spk, key = build(ethercalc_build_dir, tmp_path)
-    assert verify_file(spk)["app_id"] == key.app_id
-    with open_spk(spk) as f:
+        recipes: RecipeCache):
+    built = recipes.get("ethercalc")
+    assert verify_file(built.spk)["app_id"] == built.app_id
+    with open_spk(built.spk) as f:
         manifest = verify(f).manifest
     assert manifest.app.title == "EtherCalc" and manifest.app.port == 8000
     assert [r.permissions for r in manifest.roles] == [["edit"], []]
@@ -92,10 +84,10 @@ def test_the_launcher_refuses_bad_settings_in_one_line(env, message, tmp_path):
 
 
 def test_editors_change_the_sheet_live_viewers_watch_and_are_refused(
-        grain_server: GrainServer, ethercalc_build_dir, tmp_path, grain_logs):
-    spk, key = build(ethercalc_build_dir, tmp_path)
-    app_id = grain_server.services.packages.install(spk).app_id
-    assert app_id == key.app_id
+        grain_server: GrainServer, recipes: RecipeCache, grain_logs):
+    built = recipes.get("ethercalc")
+    app_id = grain_server.services.packages.install(built.spk).app_id
+    assert app_id == built.app_id
     bearer(grain_server.client, grain_server.services, "a@example.org", "Ann")
     made = grain_server.client.post("/api/v1/grains", json={
         "app_id": app_id, "action": 0, "title": "Budget"})
@@ -166,3 +158,97 @@ def test_editors_change_the_sheet_live_viewers_watch_and_are_refused(
         assert a1(app) == 42
         assert app.get("/_/sheet/cells/B1").json()["datavalue"] == "live"
         assert app.get("/_/sheet/cells/C1").json()["datavalue"] == 3
+
+
+def cell(frame: Frame, coord: str):
+    """The grid cell ``coord`` ("A1") of EtherCalc's page (the page also holds a
+    hidden grid of form data with the same IDs)."""
+    return frame.locator(f"td#cell_{coord}:visible")
+
+
+def loaded(frame: Frame) -> Frame:
+    """``frame`` once EtherCalc's page has the sheet from the grain over its socket
+    (player.js sets ``SocialCalc.hadSnapshot`` on the answer): typing before that
+    would go nowhere."""
+    frame.wait_for_function("window.SocialCalc && SocialCalc.hadSnapshot === true")
+    return frame
+
+
+def type_into(frame: Frame, coord: str, text: str) -> None:
+    cell(frame, coord).click()
+    frame.page.keyboard.type(text)
+    frame.page.keyboard.press("Enter")
+
+
+def wait_stored(frame: Frame, coord: str, value: str) -> None:
+    """Waits until the grain stores ``value`` (as text) in cell ``coord``."""
+    frame.wait_for_function(
+        f"fetch('_/sheet/cells/{coord}').then(r => r.text())"
+        f".then(t => t !== '' && String(JSON.parse(t).datavalue) === {value!r})", polling=200)
+
+
+def server_value(frame: Frame, coord: str) -> object:
+    """The cell's value as the grain stores it (EtherCalc's HTTP API, from the page)."""
+    return frame.evaluate(
+        f"fetch('_/sheet/cells/{coord}').then(r => r.text())"
+        ".then(t => t ? JSON.parse(t).datavalue : null)")
+
+
+def test_two_users_edit_live_and_a_viewer_cannot_change_the_sheet(
+        app_server: AppServer, recipes: RecipeCache, browser):
+    """Alice (owner) and Bob (editor share) in two browser contexts on one grain;
+    Carol with a viewer share. Every step goes through the gateway on session hosts."""
+    app_server.install(recipes.get("ethercalc"))
+    alice = dev_login(browser, app_server.url, "Alice Dev")
+    sheet = loaded(new_grain(alice, "New spreadsheet"))
+    grain_page = alice.url
+    type_into(sheet, "A1", "Rent")
+    type_into(sheet, "B1", "1200")
+    wait_stored(sheet, "B1", "1200")
+
+    # Bob opens an editor link: each sees the other's changes as they are made.
+    bob = dev_login(browser, app_server.url, "Bob Dev")
+    bobs = loaded(open_link(bob, share_link(alice, "can edit", "Bob"), as_name="Bob Dev"))
+    alice.goto(grain_page)  # sharing left the grain page with its Share panel open
+    sheet = loaded(grain_frame(alice))
+    expect(cell(bobs, "A1")).to_have_text("Rent")
+    type_into(bobs, "A2", "Power")
+    expect(cell(sheet, "A2")).to_have_text("Power")
+    type_into(sheet, "B2", "80")
+    expect(cell(bobs, "B2")).to_have_text("80")
+    type_into(sheet, "B3", "=B1+B2")
+    expect(cell(bobs, "B3")).to_have_text("1280")
+
+    # Carol opens a viewer link: she sees the sheet, in EtherCalc's view mode.
+    carol = dev_login(browser, app_server.url, "Carol Dev")
+    carols = loaded(open_link(carol, share_link(alice, "can view", "Carol"),
+                              as_name="Carol Dev"))
+    alice.goto(grain_page)
+    sheet = loaded(grain_frame(alice))
+    assert carols.url.endswith("/sheet/view")
+    expect(cell(carols, "B3")).to_have_text("1280")
+    # The grain refuses her changes even from EtherCalc's editing page: over HTTP...
+    assert carols.evaluate(
+        "fetch('_/sheet', {method: 'POST', headers: {'Content-Type': 'text/plain'},"
+        " body: 'set A1 text t Carol'}).then(r => r.status)") == 403
+    carols.goto(re.sub(r"/sheet/view$", "/sheet", carols.url))
+    loaded(carols)
+    expect(cell(carols, "B3")).to_have_text("1280")
+    # ...and over the socket: her page shows her typing until it asks the grain for
+    # the sheet again (on the same socket, so after her change was handled).
+    type_into(carols, "A1", "Carol was here")
+    expect(cell(carols, "A1")).to_have_text("Carol was here")
+    carols.evaluate("SocialCalc.hadSnapshot = false; SocialCalc.Callbacks.broadcast('ask.log')")
+    expect(cell(carols, "A1")).to_have_text("Rent")
+    assert server_value(sheet, "A1") == "Rent"
+    expect(cell(sheet, "A1")).to_have_text("Rent")
+
+    # The sheet is stored: after a reload and after the grain stops and starts.
+    alice.reload()
+    sheet = loaded(grain_frame(alice))
+    expect(cell(sheet, "B3")).to_have_text("1280")
+    sheet = loaded(stop_and_reopen(alice))
+    expect(cell(sheet, "A2")).to_have_text("Power")
+    expect(cell(sheet, "B3")).to_have_text("1280")
+    assert server_value(sheet, "B1") == 1200
+    screenshot(alice, "apps/ethercalc")  # a copy is docs/using/img/ethercalc.png
