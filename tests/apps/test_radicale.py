@@ -1,0 +1,229 @@
+"""The Radicale recipe (apps/radicale): built from PyPI with a fresh key, installed
+into a server, run in a real sandbox with Debian's Python; reached through the
+grain's socket with explicit identity headers, and through the API host of a real
+``sandhaven serve`` by an unmodified CalDAV client with API tokens."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import caldav
+import httpx
+import pytest
+from caldav.lib import error as caldav_error
+
+from sandhaven.packages.keys import SigningKey, write_key_file
+from sandhaven.packages.spk import open_spk, verify, verify_file
+from sandhaven.testing import LiveServer, start_server, stop_server
+from tests.conftest import GrainServer, bearer
+from tests.grains.test_grains import grain_http
+
+RECIPE = Path(__file__).parents[2] / "apps" / "radicale"
+SANDHAVEN = Path(sys.executable).parent / "sandhaven"
+EDITOR = {"X-Sandstorm-Permissions": "edit", "X-Sandstorm-Username": "Ren%C3%A9e%20D."}
+VIEWER = {"X-Sandstorm-Permissions": "", "X-Sandstorm-Username": "Victor"}
+CALENDAR = "/grain/calendar/"
+CONTACTS = "/grain/contacts/"
+
+
+def event(uid: str, summary: str, start: str = "20270115T090000Z") -> str:
+    return ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Sandhaven tests//EN\r\n"
+            f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20261130T120000Z\r\nDTSTART:{start}\r\n"
+            f"DTEND:20270115T100000Z\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+
+
+def vcard(uid: str, name: str) -> str:
+    return (f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{uid}\r\nFN:{name}\r\nN:{name};;;;\r\n"
+            "EMAIL:ada@example.org\r\nEND:VCARD\r\n")
+
+
+@pytest.fixture
+def radicale_build_dir(app_build_root: Path) -> Path:
+    return app_build_root / "radicale"
+
+
+def build(build_dir: Path, out_dir: Path) -> tuple[Path, SigningKey]:
+    key = SigningKey.generate()
+    write_key_file(key, out_dir / "radicale.key")
+    spk = out_dir / "radicale.spk"
+    subprocess.run([str(RECIPE / "build.sh"), str(out_dir / "radicale.key"), str(spk),
+                    str(build_dir)], check=True, timeout=300,
+                   env={"PATH": "/usr/bin:/bin", "SANDHAVEN": str(SANDHAVEN),
+                        "HOME": str(build_dir)})
+    return spk, key
+
+
+def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(
+        radicale_build_dir, tmp_path):
+    spk, key = build(radicale_build_dir, tmp_path)
+    assert verify_file(spk)["app_id"] == key.app_id  # every entry checks out
+    with open_spk(spk) as f:
+        manifest = verify(f).manifest
+    assert manifest.app.title == "Radicale" and manifest.app.port == 8000
+    assert manifest.app.api_path == "/"
+    assert [r.permissions for r in manifest.roles] == [["edit"], []]
+    assert manifest.metadata.license.spdx == "GPL-3.0-or-later"
+    # Bytecode was compiled at build time, for the read-only tree.
+    pycache = radicale_build_dir / "tree" / "lib" / "radicale" / "__pycache__"
+    assert list(pycache.glob("__init__.cpython-*.pyc"))
+
+
+def test_editors_write_events_that_survive_a_restart_and_viewers_cannot(
+        grain_server: GrainServer, radicale_build_dir, tmp_path):
+    spk, key = build(radicale_build_dir, tmp_path)
+    app_id = grain_server.services.packages.install(spk).app_id
+    assert app_id == key.app_id
+    bearer(grain_server.client, grain_server.services, "a@example.org", "Ann")
+    made = grain_server.client.post("/api/v1/grains", json={
+        "app_id": app_id, "action": 0, "title": "Family"})
+    assert made.status_code == 201
+    gid = made.json()["id"]
+    href = CALENDAR + "dentist.ics"
+    ics = event("dentist@example.org", "Dentist")
+    with grain_http(grain_server.run(gid)) as dav:
+        # The calendar and address book exist from the first start, the same for all.
+        found = dav.request("PROPFIND", "/grain/", headers={**VIEWER, "Depth": "1"})
+        assert found.status_code == 207
+        assert CALENDAR in found.text and CONTACTS in found.text
+        put = dav.put(href, content=ics, headers={**EDITOR, "Content-Type": "text/calendar"})
+        assert put.status_code == 201
+        assert "SUMMARY:Dentist" in dav.get(href, headers=VIEWER).text
+        # The overview page lists it and greets the (percent-encoded) user by name.
+        page = dav.get("/", headers=EDITOR)
+        assert page.status_code == 200 and "Dentist" in page.text
+        assert "Hello, Renée D." in page.text and "You can change" in page.text
+        assert "/grain/calendar/" in page.text and "API token" in page.text
+        # A viewer can read, and every kind of write is refused by the grain.
+        changed = ics.replace("Dentist", "Cancelled")
+        assert dav.put(href, content=changed, headers=VIEWER).status_code == 403
+        assert dav.delete(href, headers=VIEWER).status_code == 403
+        for method, path in [("MKCALENDAR", "/grain/other/"), ("MKCOL", "/grain/other/"),
+                             ("PROPPATCH", CALENDAR), ("MOVE", href), ("COPY", href),
+                             ("POST", CALENDAR), ("BREW", CALENDAR)]:
+            refused = dav.request(method, path, headers={
+                **VIEWER, "Destination": CALENDAR + "moved.ics"})
+            assert refused.status_code == 403, method
+        assert "You can view" in dav.get("/", headers=VIEWER).text
+        # A client cannot choose another Radicale user or base path.
+        other = dav.request("PROPFIND", "/", headers={
+            **VIEWER, "Depth": "0", "X-Remote-User": "mallory",
+            "Authorization": "Basic bWFsbG9yeTp4", "X-Script-Name": "/evil"})
+        assert "<href>/grain/</href>" in other.text and "mallory" not in other.text
+        assert "/evil" not in other.text
+        assert "SUMMARY:Dentist" in dav.get(href, headers=VIEWER).text
+    stopped = grain_server.client.post(f"/api/v1/grains/{gid}/stop")
+    assert stopped.json()["state"] == "stopped"
+    with grain_http(grain_server.run(gid)) as dav:
+        assert "SUMMARY:Dentist" in dav.get(href, headers=VIEWER).text
+        assert "Dentist" in dav.get("/", headers=VIEWER).text
+
+
+@pytest.fixture(scope="module")
+def radicale_server(app_build_root: Path, tmp_path_factory: pytest.TempPathFactory
+                    ) -> Iterator[tuple[LiveServer, str, str]]:
+    """A real ``sandhaven serve`` with the recipe installed and one Radicale grain,
+    shared by this module's API-host tests (each makes its own tokens and items);
+    yields (server, owner's personal API token, grain ID)."""
+    from sandhaven.sandbox.testing import make_runtime_root, remove_tree
+
+    spk, _ = build(app_build_root / "radicale", tmp_path_factory.mktemp("radicale"))
+    root = make_runtime_root()  # reachable by the grain user
+    data = root / "data"
+    cli = [sys.executable, "-m", "sandhaven", "--data-dir", str(data)]
+    live = start_server(data, "--sandbox-runtime-dir", str(root / "run"))
+    try:
+        for args in (["install", str(spk)], ["user", "add", "ann@example.org", "--name", "Ann"]):
+            done = subprocess.run(cli + args, capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+        made = subprocess.run(cli + ["token", "create", "ann@example.org"],
+                              capture_output=True, text=True, timeout=60)
+        assert made.returncode == 0, made.stderr
+        token = made.stdout.strip().split()[-1]
+        with live.client(headers={"Authorization": f"Bearer {token}"}) as api:
+            app_id = api.get("/api/v1/apps").json()[0]["app_id"]
+            grain = api.post("/api/v1/grains", json={"app_id": app_id, "action": 0,
+                                                     "title": "Family"})
+            assert grain.status_code == 201, grain.text
+        yield live, token, grain.json()["id"]
+    finally:
+        stop_server(live)
+        remove_tree(root)
+
+
+def grain_token(live: LiveServer, personal: str, grain_id: str, role: int) -> str:
+    """A new API token (webkey) for the grain with the role at that position."""
+    with live.client(headers={"Authorization": f"Bearer {personal}"}) as api:
+        made = api.post(f"/api/v1/grains/{grain_id}/api-tokens",
+                        json={"role": role, "label": f"role {role}"})
+    assert made.status_code == 201, made.text
+    url, _, token = made.json()["webkey"].partition("#")
+    assert url == f"http://api.localhost:{live.port}"
+    return token
+
+
+def caldav_client(live: LiveServer, token: str) -> caldav.DAVClient:
+    """The CalDAV library as a calendar app would use it: the API host's URL, any
+    user name and the token as password. The machine's resolver does not know
+    ``*.localhost``, so the client connects to 127.0.0.1 and names the host."""
+    return caldav.DAVClient(url=f"http://127.0.0.1:{live.port}/", username="ann",
+                            password=token, headers={"Host": f"api.localhost:{live.port}"})
+
+
+def test_a_caldav_client_creates_and_reads_events_and_a_viewer_token_cannot_write(
+        radicale_server):
+    live, personal, gid = radicale_server
+    editor = grain_token(live, personal, gid, role=0)
+    viewer = grain_token(live, personal, gid, role=1)
+
+    with caldav_client(live, editor) as client:
+        # Discovery as calendar apps do it: principal, calendar home, calendars.
+        calendars = client.principal().calendars()
+        assert [str(c.url).split(str(live.port), 1)[1] for c in calendars] == [CALENDAR]
+        calendars[0].save_event(event("picnic@example.org", "Picnic in the park"))
+        summaries = [e.icalendar_component["summary"] for e in calendars[0].events()]
+        assert summaries == ["Picnic in the park"]
+
+    with caldav_client(live, viewer) as client:
+        calendar = client.principal().calendars()[0]
+        assert [e.icalendar_component["summary"] for e in calendar.events()] == [
+            "Picnic in the park"]
+        # The grain refuses the viewer's writes (403), and the library says so.
+        with pytest.raises(caldav_error.DAVError) as refused:
+            calendar.save_event(event("party@example.org", "Viewer's party"))
+        assert "403" in str(refused.value) or "Forbidden" in str(refused.value)
+        with pytest.raises(caldav_error.DAVError) as refused:
+            calendar.event_by_uid("picnic@example.org").delete()
+        assert "403" in str(refused.value) or "Forbidden" in str(refused.value)
+        assert [e.icalendar_component["summary"] for e in calendar.events()] == [
+            "Picnic in the park"]
+
+    # Without a token, or with a wrong one, the API host asks for credentials.
+    with caldav_client(live, "not-a-token") as client, pytest.raises(
+            caldav_error.AuthorizationError):
+        client.principal()
+
+
+def test_carddav_contacts_round_trip_over_plain_http_with_a_token(radicale_server):
+    live, personal, gid = radicale_server
+    token = grain_token(live, personal, gid, role=0)
+    api = {"Host": f"api.localhost:{live.port}"}
+    with httpx.Client(base_url=f"http://127.0.0.1:{live.port}", headers=api,
+                      auth=("phone", token), timeout=30) as dav:
+        well_known = dav.request("PROPFIND", "/.well-known/carddav", headers={"Depth": "0"})
+        assert well_known.status_code == 301 and well_known.headers["location"] == "/"
+        uid = str(uuid.uuid4())
+        put = dav.put(f"{CONTACTS}{uid}.vcf", content=vcard(uid, "Ada Lovelace"),
+                      headers={"Content-Type": "text/vcard"})
+        assert put.status_code == 201
+        query = ('<?xml version="1.0"?><C:addressbook-query xmlns:D="DAV:" '
+                 'xmlns:C="urn:ietf:params:xml:ns:carddav"><D:prop><D:getetag/>'
+                 '<C:address-data/></D:prop></C:addressbook-query>')
+        found = dav.request("REPORT", CONTACTS, content=query,
+                            headers={"Depth": "1", "Content-Type": "application/xml"})
+        assert found.status_code == 207 and "FN:Ada Lovelace" in found.text
+        assert "FN:Ada Lovelace" in dav.get(f"{CONTACTS}{uid}.vcf").text
+        assert dav.get(f"{CONTACTS}{uid}.vcf", auth=("phone", "wrong")).status_code == 401
