@@ -168,7 +168,8 @@ contacts <code>API-URL/{owner}/contacts/</code>;</li>
 </ul></li>
 </ol>
 <p>Collections: {paths}. Radicale's own <a href="/.web/">web page</a> lists and
-manages them (new calendars, colours, import and export).</p>
+manages them (new calendars, colours, import and export); the addresses it shows
+are this frame's, which work only here — apps use the API URL.</p>
 </body></html>
 """
 
@@ -179,9 +180,10 @@ def overview(collections: list[Collection], user: str, editor: bool) -> bytes:
     for coll in collections:
         title = html.escape(coll.name)
         if coll.kind == "VCALENDAR":
-            heading, empty = f"Events in {title}", "No events yet."
+            heading, empty = f'{title} <small class="muted">calendar</small>', "No events yet."
         elif coll.kind == "VADDRESSBOOK":
-            heading, empty = f"Contacts in {title}", "No contacts yet."
+            heading, empty = (f'{title} <small class="muted">address book</small>',
+                              "No contacts yet.")
         else:
             continue
         parts.append(f"<h2>{heading}</h2>")
@@ -202,6 +204,13 @@ def overview(collections: list[Collection], user: str, editor: bool) -> bytes:
                        owner=OWNER, paths=paths).encode()
 
 
+def _plain(start_response: StartResponse, status: str, text: str) -> list[bytes]:
+    body = text.encode()
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
+                            ("Content-Length", str(len(body)))])
+    return [body]
+
+
 class Front:
     """The WSGI front of Radicale described in the module docstring."""
 
@@ -211,19 +220,23 @@ class Front:
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "")
+        path = environ.get("PATH_INFO", "")
         editor = may_edit(environ)
+        if path == "/.sharing" or path.startswith("/.sharing/"):
+            # Radicale's own sharing (links and maps of collections to other
+            # Radicale users) stays off: sharing a grain is the platform's job. Its
+            # web page reads 404 as "sharing disabled", for viewers too.
+            return _plain(start_response, "404 Not Found", "Sharing is done in Sandhaven.\n")
         if method not in READ_METHODS and not editor:
-            body = b"Viewers cannot change this calendar or address book.\n"
-            start_response("403 Forbidden", [("Content-Type", "text/plain; charset=utf-8"),
-                                             ("Content-Length", str(len(body)))])
-            return [body]
+            return _plain(start_response, "403 Forbidden",
+                          "Viewers cannot change this calendar or address book.\n")
         # Whoever the platform let in is Radicale's one user; nothing the client
         # says about users or a base path is believed.
         for key in ("HTTP_AUTHORIZATION", "HTTP_X_REMOTE_USER", "REMOTE_USER",
                     "HTTP_X_SCRIPT_NAME"):
             environ.pop(key, None)
         environ["HTTP_X_REMOTE_USER"] = OWNER
-        if method in ("GET", "HEAD") and environ.get("PATH_INFO", "") in ("", "/"):
+        if method in ("GET", "HEAD") and path in ("", "/"):
             user = unquote(environ.get("HTTP_X_SANDSTORM_USERNAME", ""), errors="replace")
             body = overview(read_collections(self.storage), user or "Anonymous User", editor)
             start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),

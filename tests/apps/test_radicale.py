@@ -15,15 +15,24 @@ import caldav
 import httpx
 import pytest
 from caldav.lib import error as caldav_error
+from playwright.sync_api import expect
 
-from sandhaven.packages.keys import SigningKey, write_key_file
+from sandhaven.packages.keys import SigningKey
 from sandhaven.packages.spk import open_spk, verify, verify_file
 from sandhaven.testing import LiveServer, start_server, stop_server
+from tests.apps.conftest import AppServer, RecipeCache, build_recipe
 from tests.conftest import GrainServer, bearer
 from tests.grains.test_grains import grain_http
+from tests.ui import (
+    dev_login,
+    grain_frame,
+    new_grain,
+    open_link,
+    screenshot,
+    share_link,
+    stop_and_reopen,
+)
 
-RECIPE = Path(__file__).parents[2] / "apps" / "radicale"
-SANDHAVEN = Path(sys.executable).parent / "sandhaven"
 EDITOR = {"X-Sandstorm-Permissions": "edit", "X-Sandstorm-Username": "Ren%C3%A9e%20D."}
 VIEWER = {"X-Sandstorm-Permissions": "", "X-Sandstorm-Username": "Victor"}
 CALENDAR = "/grain/calendar/"
@@ -47,14 +56,8 @@ def radicale_build_dir(app_build_root: Path) -> Path:
 
 
 def build(build_dir: Path, out_dir: Path) -> tuple[Path, SigningKey]:
-    key = SigningKey.generate()
-    write_key_file(key, out_dir / "radicale.key")
-    spk = out_dir / "radicale.spk"
-    subprocess.run([str(RECIPE / "build.sh"), str(out_dir / "radicale.key"), str(spk),
-                    str(build_dir)], check=True, timeout=300,
-                   env={"PATH": "/usr/bin:/bin", "SANDHAVEN": str(SANDHAVEN),
-                        "HOME": str(build_dir)})
-    return spk, key
+    built = build_recipe("radicale", build_dir, out_dir)
+    return built.spk, built.key
 
 
 def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(
@@ -108,6 +111,9 @@ def test_editors_write_events_that_survive_a_restart_and_viewers_cannot(
                 **VIEWER, "Destination": CALENDAR + "moved.ics"})
             assert refused.status_code == 403, method
         assert "You can view" in dav.get("/", headers=VIEWER).text
+        # Radicale's own sharing stays off, for everyone; its web page takes 404 so.
+        for who in (VIEWER, EDITOR):
+            assert dav.post("/.sharing/v1/all/info", json={}, headers=who).status_code == 404
         # A client cannot choose another Radicale user or base path.
         other = dav.request("PROPFIND", "/", headers={
             **VIEWER, "Depth": "0", "X-Remote-User": "mallory",
@@ -123,14 +129,13 @@ def test_editors_write_events_that_survive_a_restart_and_viewers_cannot(
 
 
 @pytest.fixture(scope="module")
-def radicale_server(app_build_root: Path, tmp_path_factory: pytest.TempPathFactory
-                    ) -> Iterator[tuple[LiveServer, str, str]]:
+def radicale_server(recipes: RecipeCache) -> Iterator[tuple[LiveServer, str, str]]:
     """A real ``sandhaven serve`` with the recipe installed and one Radicale grain,
     shared by this module's API-host tests (each makes its own tokens and items);
     yields (server, owner's personal API token, grain ID)."""
     from sandhaven.sandbox.testing import make_runtime_root, remove_tree
 
-    spk, _ = build(app_build_root / "radicale", tmp_path_factory.mktemp("radicale"))
+    spk = recipes.get("radicale").spk
     root = make_runtime_root()  # reachable by the grain user
     data = root / "data"
     cli = [sys.executable, "-m", "sandhaven", "--data-dir", str(data)]
@@ -227,3 +232,63 @@ def test_carddav_contacts_round_trip_over_plain_http_with_a_token(radicale_serve
         assert found.status_code == 207 and "FN:Ada Lovelace" in found.text
         assert "FN:Ada Lovelace" in dav.get(f"{CONTACTS}{uid}.vcf").text
         assert dav.get(f"{CONTACTS}{uid}.vcf", auth=("phone", "wrong")).status_code == 401
+
+
+def test_the_calendar_in_the_browser_shows_events_from_a_caldav_client_and_viewers_cannot_edit(
+        app_server: AppServer, recipes: RecipeCache, browser):
+    """The grain's overview and Radicale's web page in the shell's iframe; an event
+    made by a CalDAV client with a token from the shell's API token dialog is listed,
+    after a reload and after a stop; a viewer sees it and Radicale's page cannot
+    save their change."""
+    app_server.install(recipes.get("radicale"))
+    page = dev_login(browser, app_server.url)
+    calendar = new_grain(page, "New calendar and address book")
+    grain_url = page.url
+    expect(calendar.get_by_role("heading", name="Calendar and contacts")).to_be_visible()
+    expect(calendar.get_by_text("Hello, Alice Dev.")).to_be_visible()
+    expect(calendar.get_by_text("No events yet.")).to_be_visible()
+    expect(calendar.get_by_role("heading", name="Connect your calendar or contacts app")
+           ).to_be_visible()
+    expect(calendar.locator("code", has_text="API-URL/grain/calendar/")).to_be_visible()
+
+    # A token from the shell's dialog, as the page tells the user to make one.
+    page.locator("summary", has_text="API token").click()
+    page.locator("#token-role").select_option(label="editor (can edit)")
+    page.locator("#token-label").fill("phone")
+    page.get_by_role("button", name="Create API token").click()
+    api_url, _, token = (page.locator("#webkey").text_content() or "").partition("#")
+    assert api_url == f"http://api.localhost:{app_server.live.port}"
+    with caldav_client(app_server.live, token) as client:
+        client.principal().calendars()[0].save_event(
+            event("picnic@example.org", "Picnic in the park", start="20270612T100000Z"))
+
+    page.goto(grain_url)
+    calendar = grain_frame(page)
+    expect(calendar.get_by_text("Picnic in the park")).to_be_visible()
+    expect(calendar.get_by_text("2027-06-12 10:00 UTC")).to_be_visible()
+    screenshot(page, "apps/radicale")
+    # Radicale's own page logs in as the grain's user by itself and lists the calendar.
+    calendar.get_by_role("link", name="web page").click()
+    titles = calendar.locator("#collectionsscene article:not(.hidden) h3.title")
+    expect(titles).to_have_count(2)
+    assert sorted(titles.all_inner_texts()) == ["Calendar", "Contacts"]
+    calendar = stop_and_reopen(page)
+    expect(calendar.get_by_text("Picnic in the park")).to_be_visible()
+
+    # Bob, with a viewer link, sees the event; Radicale's page cannot save his change.
+    link = share_link(page, "can view", "Bob")
+    bob = dev_login(browser, app_server.url, "Bob Dev")
+    viewed = open_link(bob, link, as_name="Bob Dev")
+    expect(viewed.get_by_text("Picnic in the park")).to_be_visible()
+    expect(viewed.get_by_text("changes are refused")).to_be_visible()
+    viewed.get_by_role("link", name="web page").click()
+    card = viewed.locator("#collectionsscene article:not(.hidden)").filter(
+        has=viewed.get_by_role("heading", name="Calendar", exact=True))
+    card.hover()  # Radicale shows a collection's buttons on hover
+    card.get_by_title("Edit").click()
+    viewed.locator("#displayname").fill("Bob's calendar")
+    viewed.locator("#editcollectionscene").get_by_role("button", name="Save").click()
+    expect(viewed.locator("#editcollectionscene .error:not(.hidden)").first).to_contain_text(
+        "403")
+    with caldav_client(app_server.live, token) as client:
+        assert client.principal().calendars()[0].get_display_name() == "Calendar"
