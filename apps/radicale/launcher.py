@@ -69,6 +69,10 @@ def log_line(message: str) -> None:
     sys.stderr.flush()
 
 
+class LauncherError(Exception):
+    """A setting or a start step is wrong; the message is one line for the log."""
+
+
 def radicale_config(folder: str) -> config.Configuration:
     """Radicale's configuration: the defaults, no config file, and these values."""
     configuration = config.load()
@@ -249,7 +253,7 @@ class Front:
 def make_principal(radicale_app: Callable) -> None:
     """Ask Radicale for the grain user's principal once, which creates it and the
     predefined collections on the first start (and loads every module before the
-    first real request). Raises RuntimeError when Radicale does not answer 207."""
+    first real request). Raises LauncherError when Radicale does not answer 207."""
     environ: dict = {"REQUEST_METHOD": "PROPFIND", "PATH_INFO": f"/{OWNER}/",
                      "HTTP_DEPTH": "1", "HTTP_X_REMOTE_USER": OWNER, "CONTENT_LENGTH": "0",
                      "wsgi.input": io.BytesIO()}
@@ -259,7 +263,7 @@ def make_principal(radicale_app: Callable) -> None:
     for _ in body:
         pass
     if not statuses or not statuses[0].startswith("207"):
-        raise RuntimeError(f"Radicale answered {statuses} for the grain's principal")
+        raise LauncherError(f"Radicale answered {statuses} for the grain's principal.")
 
 
 class Server(socketserver.ThreadingMixIn, wsgiref.simple_server.WSGIServer):
@@ -281,9 +285,30 @@ class Server(socketserver.ThreadingMixIn, wsgiref.simple_server.WSGIServer):
         return sock, address
 
 
-def main() -> None:
-    port = int(os.environ.get("PORT", "8000"))
-    folder = os.environ.get("RADICALE_DIR", "/var/collections")
+def settings(environ: dict) -> tuple[int, str]:
+    """(port, collections folder) from PORT and RADICALE_DIR. Raises LauncherError
+    naming the variable and its value when one is not usable."""
+    port_text = environ.get("PORT", "8000")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise LauncherError(f"PORT has value {port_text!r}: not a TCP port (1-65535).")
+    folder = environ.get("RADICALE_DIR", "/var/collections")
+    if not os.path.isabs(folder):
+        raise LauncherError(f"RADICALE_DIR has value {folder!r}: not an absolute path.")
+    return int(port_text), folder
+
+
+def main() -> int:
+    try:
+        port, folder = settings(dict(os.environ))
+        serve(port, folder)
+    except (LauncherError, OSError) as exc:
+        log_line(f"cannot start: {exc}")
+        return 1
+    return 0
+
+
+def serve(port: int, folder: str) -> None:
+    """Run Radicale behind the front on ``HOST:port`` until SIGTERM or SIGINT."""
     configuration = radicale_config(folder)
     log.setup()
     log.set_level(configuration.get("logging", "level"),
@@ -307,4 +332,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -292,3 +292,23 @@ def test_the_calendar_in_the_browser_shows_events_from_a_caldav_client_and_viewe
         "403")
     with caldav_client(app_server.live, token) as client:
         assert client.principal().calendars()[0].get_display_name() == "Calendar"
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"PORT": "80a"}, "launcher: cannot start: PORT has value '80a': not a TCP port"),
+    ({"PORT": "70000"}, "launcher: cannot start: PORT has value '70000': not a TCP port"),
+    ({"RADICALE_DIR": "var/collections"},
+     "launcher: cannot start: RADICALE_DIR has value 'var/collections': not an absolute"),
+    ({"RADICALE_DIR": "{file}/collections"}, "launcher: cannot start:"),
+])
+def test_the_launcher_refuses_bad_settings_in_one_line(recipes: RecipeCache, tmp_path,
+                                                        env, message):
+    recipes.get("radicale")  # assembles the tree
+    tree = recipes.build_root / "radicale" / "tree"
+    (tmp_path / "file").write_text("not a directory")
+    env = {k: v.replace("{file}", str(tmp_path / "file")) for k, v in env.items()}
+    done = subprocess.run(["/usr/bin/python3", "-I", str(tree / "launcher.py")],
+                          env={"PORT": "8000", "RADICALE_DIR": str(tmp_path / "c"), **env},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert message in done.stderr and "Traceback" not in done.stderr
