@@ -22,6 +22,7 @@ this file) behind a small front that
 
 from __future__ import annotations
 
+import contextvars
 import html
 import io
 import json
@@ -45,6 +46,7 @@ import radicale  # noqa: E402  (after the path to the bundled lib)
 import radicale.server  # noqa: E402
 import radicale.storage  # noqa: E402
 from radicale import config, log  # noqa: E402
+from radicale.rights import owner_only  # noqa: E402
 
 OWNER = "grain"
 HOST = "127.0.0.1"
@@ -62,6 +64,9 @@ CLIENT_TIMEOUT = 60.0  # seconds a connection may stay silent
 LISTED = 500  # events or contacts shown per collection on the overview page
 
 StartResponse = Callable[..., object]
+# Whether the request being served may write: set by the front for each request
+# (a thread per connection, so one value per thread), read by GrainRights.
+EDITING: contextvars.ContextVar[bool] = contextvars.ContextVar("editing", default=False)
 
 
 def log_line(message: str) -> None:
@@ -73,12 +78,23 @@ class LauncherError(Exception):
     """A setting or a start step is wrong; the message is one line for the log."""
 
 
+class GrainRights(owner_only.Rights):
+    """Radicale's rights plugin for the grain: ``owner_only``'s rights without any
+    write right while the request's user lacks ``edit``. A second wall behind the
+    front, and what makes Radicale report read-only privileges
+    (``current-user-privilege-set``) to viewers' clients."""
+
+    def authorization(self, user: str, user_groups: set, path: str) -> str:
+        granted = super().authorization(user, user_groups, path)
+        return granted if EDITING.get() else "".join(c for c in granted if c in "Rrif")
+
+
 def radicale_config(folder: str) -> config.Configuration:
     """Radicale's configuration: the defaults, no config file, and these values."""
     configuration = config.load()
     configuration.update({
         "auth": {"type": "http_x_remote_user"},
-        "rights": {"type": "owner_only"},
+        "rights": {"type": GrainRights},
         "storage": {"filesystem_folder": folder,
                     "predefined_collections": json.dumps(PREDEFINED)},
         # The web page's login probe must send the session cookie, and then finds
@@ -247,7 +263,11 @@ class Front:
                                       ("Content-Length", str(len(body))),
                                       ("Cache-Control", "no-store")])
             return [] if method == "HEAD" else [body]
-        return self.radicale_app(environ, start_response)
+        editing = EDITING.set(editor)
+        try:
+            return self.radicale_app(environ, start_response)
+        finally:
+            EDITING.reset(editing)
 
 
 def make_principal(radicale_app: Callable) -> None:
@@ -259,9 +279,14 @@ def make_principal(radicale_app: Callable) -> None:
                      "wsgi.input": io.BytesIO()}
     wsgiref.util.setup_testing_defaults(environ)
     statuses = []
-    body = radicale_app(environ, lambda status, headers, exc_info=None: statuses.append(status))
-    for _ in body:
-        pass
+    editing = EDITING.set(True)
+    try:
+        body = radicale_app(environ, lambda status, headers, exc_info=None:
+                            statuses.append(status))
+        for _ in body:
+            pass
+    finally:
+        EDITING.reset(editing)
     if not statuses or not statuses[0].startswith("207"):
         raise LauncherError(f"Radicale answered {statuses} for the grain's principal.")
 

@@ -111,6 +111,13 @@ def test_editors_write_events_that_survive_a_restart_and_viewers_cannot(
                 **VIEWER, "Destination": CALENDAR + "moved.ics"})
             assert refused.status_code == 403, method
         assert "You can view" in dav.get("/", headers=VIEWER).text
+        # Radicale itself knows the role: viewers' clients see a read-only calendar.
+        def privileges(who: dict[str, str]) -> str:
+            return dav.request("PROPFIND", CALENDAR, headers={**who, "Depth": "0"}, content=(
+                '<?xml version="1.0"?><propfind xmlns="DAV:"><prop>'
+                "<current-user-privilege-set/></prop></propfind>")).text
+        assert "<write />" in privileges(EDITOR)
+        assert "<read />" in privileges(VIEWER) and "write" not in privileges(VIEWER)
         # Radicale's own sharing stays off, for everyone; its web page takes 404 so.
         for who in (VIEWER, EDITOR):
             assert dav.post("/.sharing/v1/all/info", json={}, headers=who).status_code == 404
@@ -238,8 +245,8 @@ def test_the_calendar_in_the_browser_shows_events_from_a_caldav_client_and_viewe
         app_server: AppServer, recipes: RecipeCache, browser):
     """The grain's overview and Radicale's web page in the shell's iframe; an event
     made by a CalDAV client with a token from the shell's API token dialog is listed,
-    after a reload and after a stop; a viewer sees it and Radicale's page cannot
-    save their change."""
+    after a reload and after a stop; a viewer sees it, and what they try to save is
+    refused by the grain."""
     app_server.install(recipes.get("radicale"))
     page = dev_login(browser, app_server.url)
     calendar = new_grain(page, "New calendar and address book")
@@ -275,7 +282,8 @@ def test_the_calendar_in_the_browser_shows_events_from_a_caldav_client_and_viewe
     calendar = stop_and_reopen(page)
     expect(calendar.get_by_text("Picnic in the park")).to_be_visible()
 
-    # Bob, with a viewer link, sees the event; Radicale's page cannot save his change.
+    # Bob, with a viewer link, sees the event. Radicale's page marks the calendar
+    # read-only; what he still tries to save there, or sends from the frame, is refused.
     link = share_link(page, "can view", "Bob")
     bob = dev_login(browser, app_server.url, "Bob Dev")
     viewed = open_link(bob, link, as_name="Bob Dev")
@@ -284,14 +292,22 @@ def test_the_calendar_in_the_browser_shows_events_from_a_caldav_client_and_viewe
     viewed.get_by_role("link", name="web page").click()
     card = viewed.locator("#collectionsscene article:not(.hidden)").filter(
         has=viewed.get_by_role("heading", name="Calendar", exact=True))
-    card.hover()  # Radicale shows a collection's buttons on hover
-    card.get_by_title("Edit").click()
-    viewed.locator("#displayname").fill("Bob's calendar")
-    viewed.locator("#editcollectionscene").get_by_role("button", name="Save").click()
-    expect(viewed.locator("#editcollectionscene .error:not(.hidden)").first).to_contain_text(
-        "403")
+    expect(card.locator("[data-name=ro]")).to_be_visible()
+    viewed.get_by_title("Create a new addressbook or calendar").click()
+    viewed.locator("#create_displayname").fill("Bob's calendar")
+    viewed.locator("#createcollectionscene").get_by_role("button", name="Create").click()
+    expect(viewed.locator("#createcollectionscene .error:not(.hidden)").first
+           ).to_contain_text("403")
+    status = viewed.evaluate(
+        "body => fetch('/grain/calendar/bob.ics', {method: 'PUT', body,"
+        " headers: {'Content-Type': 'text/calendar'}}).then(r => r.status)",
+        event("bob@example.org", "Bob's party"))
+    assert status == 403
     with caldav_client(app_server.live, token) as client:
-        assert client.principal().calendars()[0].get_display_name() == "Calendar"
+        calendars = client.principal().calendars()
+        assert [c.get_display_name() for c in calendars] == ["Calendar"]
+        assert [e.icalendar_component["summary"] for e in calendars[0].events()] == [
+            "Picnic in the park"]
 
 
 @pytest.mark.parametrize(("env", "message"), [
