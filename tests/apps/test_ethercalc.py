@@ -212,6 +212,9 @@ def test_two_users_edit_live_and_a_viewer_cannot_change_the_sheet(
     alice.goto(grain_page)  # sharing left the grain page with its Share panel open
     sheet = loaded(grain_frame(alice))
     expect(cell(bobs, "A1")).to_have_text("Rent")
+    # socket.io starts with long-polling; through the gateway it moves to a WebSocket.
+    bobs.wait_for_function("Object.values(io.managers).some(m => m.engine"
+                           " && m.engine.transport.name === 'websocket')")
     type_into(bobs, "A2", "Power")
     expect(cell(sheet, "A2")).to_have_text("Power")
     type_into(sheet, "B2", "80")
