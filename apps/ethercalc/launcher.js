@@ -27,7 +27,9 @@ const SHEET = "sheet";
 const READ_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 // GET routes of EtherCalc that create or change sheets (main.js): new sheets,
 // copies of a template, and the timed-trigger run that rewrites its schedule.
-const WRITING_GETS = [/^\/=?_new\/?$/, /^\/_from\//, /^\/[^/]+\/form\/?$/, /^\/_timetrigger\/?$/];
+// Case-insensitive, as express matches routes.
+const WRITING_GETS = [/^\/=?_new\/?$/i, /^\/_from\//i, /^\/[^/]+\/form\/?$/i,
+  /^\/_timetrigger\/?$/i];
 // The socket messages a viewer may send: asking for a sheet's content and for
 // the other users' cursors. Everything else (execute, chat, stopHuddle, ecell,
 // my.ecell, and any type EtherCalc merely relays to the other users) is refused.
@@ -152,6 +154,35 @@ function listenOnceStored(server, db) {
   };
 }
 
+// The permissions that count for a socket are those of the latest request on
+// it. socket.io keeps the request that opened the connection; every later
+// long-polling request, and the request upgrading the connection to a WebSocket,
+// carries the user's permissions as they are now: they replace the kept ones,
+// so a user whose role changes to viewer cannot go on editing over a connection
+// opened as an editor. (A WebSocket, once open, is closed by the gateway when
+// the user's access changes.)
+function followPermissions(engine) {
+  const refresh = (req) => {
+    const sid = new URL(req.url, "http://grain").searchParams.get("sid");
+    const client = sid && Object.prototype.hasOwnProperty.call(engine.clients, sid)
+      ? engine.clients[sid] : null;
+    if (client && client.request && client.request !== req) {
+      client.request.headers["x-sandstorm-permissions"] =
+        String(req.headers["x-sandstorm-permissions"] || "");
+    }
+  };
+  const handleRequest = engine.handleRequest;
+  engine.handleRequest = function (req, res) {
+    refresh(req);
+    return handleRequest.call(this, req, res);
+  };
+  const handleUpgrade = engine.handleUpgrade;
+  engine.handleUpgrade = function (req, socket, head) {
+    refresh(req);
+    return handleUpgrade.call(this, req, socket, head);
+  };
+}
+
 function start(port, dataDir) {
   // Express (under zappa) shows stack traces in error pages unless in production.
   process.env.NODE_ENV = "production";
@@ -177,6 +208,7 @@ function start(port, dataDir) {
     this.EXPIRE = 0;
     this.app.use(guardRequests);
     guardSocketEvents(this);
+    followPermissions(this.io.eio);
     this.include("main");
     listenOnceStored(this.server, this.__DB__);
     this.server.on("listening", () => log(`serving on ${HOST}:${port}, sheet ${SHEET}`));

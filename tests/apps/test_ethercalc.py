@@ -115,6 +115,7 @@ def test_editors_change_the_sheet_live_viewers_watch_and_are_refused(
                         ).status_code == 403
         assert app.get("/_new", headers=VIEWER).status_code == 403
         assert app.get("/sheet/form", headers=VIEWER).status_code == 403
+        assert app.head("/_NEW/", headers=VIEWER).status_code == 403  # express ignores case
         assert a1(app) == 42
 
         with WebSocketClient(sock, EDITOR) as editor, WebSocketClient(sock, VIEWER) as viewer:
@@ -151,6 +152,19 @@ def test_editors_change_the_sheet_live_viewers_watch_and_are_refused(
         polling.emit("data", {"type": "ask.log", "room": "sheet", "user": "viewer"})
         assert "cell:A1:v:42" in polling.wait_for(is_reply("log"))["snapshot"]
         assert a1(app) == 42
+        # A connection follows the permissions of its latest request: an editor who
+        # becomes a viewer cannot go on editing over the connection opened before.
+        polling = PollingClient(app, EDITOR)
+        polling.emit("data", execute("set D1 value n 1"))
+        polling.emit("data", {"type": "ask.log", "room": "sheet", "user": "editor"})
+        polling.wait_for(is_reply("log"))
+        assert app.get("/_/sheet/cells/D1").json()["datavalue"] == 1
+        polling.headers = VIEWER
+        polling.emit("data", execute("set D1 value n 2"))
+        polling.emit("data", {"type": "ask.log", "room": "sheet", "user": "viewer"})
+        loaded = polling.wait_for(is_reply("log"))
+        assert "set D1 value n 2" not in loaded["log"] and "D1:v:2" not in loaded["snapshot"]
+        assert app.get("/_/sheet/cells/D1").json()["datavalue"] == 1
 
     stopped = grain_server.client.post(f"/api/v1/grains/{gid}/stop")
     assert stopped.json()["state"] == "stopped"
