@@ -6,14 +6,14 @@
 // EtherCalc runs in this process, started the way its own app.js starts it, with
 // three changes made from outside its code:
 //   - storage: no Redis in a grain, so EtherCalc falls back to its files, kept
-//     under DATA_DIR (/var/dump/*.txt);
+//     under DATA_DIR (/var/dump/*.txt), each replaced whole on every write;
 //   - one sheet per grain: `/` leads to the grain's sheet, SHEET;
 //   - roles: a request or socket message that could change a sheet is refused
 //     unless the platform says the user holds the `edit` permission
 //     (X-Sandstorm-Permissions). EtherCalc takes changes over HTTP (POST, PUT,
 //     DELETE, and a few GET routes that create sheets) and over socket.io, whose
-//     messages are checked one by one against the permissions of the request
-//     that opened the socket; both the WebSocket and the polling transport end
+//     messages are checked one by one against the permissions of the latest
+//     request on the socket; both the WebSocket and the polling transport end
 //     in the same check.
 "use strict";
 
@@ -53,7 +53,7 @@ function settings(env) {
   if (!fs.statSync(dataDir, { throwIfNoEntry: false })?.isDirectory()) {
     fail(`DATA_DIR has value '${dataDir}': no such directory`);
   }
-  return { port: Number(port), dataDir };
+  return { port: Number(port), dataDir: path.resolve(dataDir) };
 }
 
 function fail(message) {
@@ -127,11 +127,28 @@ function seedSheet(dataDir) {
   const sheet = path.join(dump, `snapshot-${SHEET}.txt`);
   if (fs.existsSync(sheet)) return;
   fs.mkdirSync(dump, { recursive: true });
-  const fresh = path.join(dump, `.snapshot-${SHEET}.new`);
+  const fresh = path.join(dump, `.snapshot-${SHEET}.txt.new`);
   // Written, not copied: a copy would keep the package file's read-only mode.
   fs.writeFileSync(fresh, fs.readFileSync(path.join(__dirname, "empty-sheet.sc")));
   fs.renameSync(fresh, sheet);
   log(`created the empty sheet ${SHEET} in ${dump}`);
+}
+
+// EtherCalc rewrites a sheet's file in place on every change (db.js, bgsave, with
+// fs.writeFileSync): a grain killed in the middle of it would keep half a sheet.
+// Its writes into the dump directory go to a file beside the target instead,
+// renamed over it (EtherCalc skips names starting with a dot when it loads).
+function replaceDumpFilesWhole(dump) {
+  const writeFileSync = fs.writeFileSync;
+  fs.writeFileSync = function (file, ...rest) {
+    if (typeof file === "string" && path.dirname(path.resolve(file)) === dump) {
+      const fresh = path.join(dump, `.${path.basename(file)}.new`);
+      writeFileSync.call(fs, fresh, ...rest);
+      fs.renameSync(fresh, file);
+      return undefined;
+    }
+    return writeFileSync.call(fs, file, ...rest);
+  };
 }
 
 // Holds back zappa's server.listen until EtherCalc's storage is ready: its Redis
@@ -194,6 +211,7 @@ function start(port, dataDir) {
   }
   process.env.REDIS_HOST = HOST;
   process.env.OPENSHIFT_DATA_DIR = dataDir;
+  replaceDumpFilesWhole(path.join(dataDir, "dump"));
 
   // zappa resolves `include`d names next to the module that first required it:
   // require it as if from EtherCalc's app.js, as EtherCalc itself does.

@@ -244,6 +244,8 @@ def test_two_users_edit_live_and_a_viewer_cannot_change_the_sheet(
     sheet = loaded(grain_frame(alice))
     assert carols.url.endswith("/sheet/view")
     expect(cell(carols, "B3")).to_have_text("1280")
+    type_into(sheet, "C1", "monthly")
+    expect(cell(carols, "C1")).to_have_text("monthly")  # live, in view mode too
     # The grain refuses her changes even from EtherCalc's editing page: over HTTP...
     assert carols.evaluate(
         "fetch('_/sheet', {method: 'POST', headers: {'Content-Type': 'text/plain'},"
