@@ -31,8 +31,10 @@ const READ_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 const WRITING_GETS = [/^\/=?_new\/?$/i, /^\/_from\//i, /^\/[^/]+\/form\/?$/i,
   /^\/_timetrigger\/?$/i];
 // The socket messages a viewer may send: asking for a sheet's content and for
-// the other users' cursors. Everything else (execute, chat, stopHuddle, ecell,
-// my.ecell, and any type EtherCalc merely relays to the other users) is refused.
+// the other users' cursors, of a sheet that exists (asked for a sheet it does
+// not have, EtherCalc creates it). Everything else (execute, chat, stopHuddle,
+// ecell, my.ecell, and any type EtherCalc merely relays to the other users) is
+// refused.
 const VIEWER_MESSAGES = new Set(["ask.log", "ask.recalc", "ask.ecells"]);
 
 function log(message) {
@@ -90,6 +92,19 @@ function guardRequests(req, res, next) {
   next();
 }
 
+// Whether a viewer's socket message `data` only reads an existing sheet. `db` is
+// EtherCalc's storage client; in its file mode `db.DB` holds every key, and a
+// sheet exists once it has a snapshot or a log (main.js normalises room names
+// by dropping leading underscores).
+function viewerMayAsk(db, data) {
+  if (!data || !VIEWER_MESSAGES.has(data.type)) return false;
+  const room = String(data.room).replace(/^_+/, "");
+  const keys = db && db.DB;
+  if (keys === null || typeof keys !== "object") return false;
+  return Object.prototype.hasOwnProperty.call(keys, `snapshot-${room}`) ||
+    Object.prototype.hasOwnProperty.call(keys, `log-${room}`);
+}
+
 // Wraps zappa's `on` so that every socket event handler EtherCalc registers first
 // checks the permissions of the request that opened the socket (socket.io keeps
 // it as socket.request, for the WebSocket and the polling transport alike).
@@ -103,9 +118,9 @@ function guardSocketEvents(zappa) {
         continue;
       }
       guarded[name] = function (...args) {
-        const type = this.data && this.data.type;
         if (!mayEdit(this.socket.request.headers) &&
-            !(name === "data" && VIEWER_MESSAGES.has(type))) {
+            !(name === "data" && viewerMayAsk(zappa.__DB__, this.data))) {
+          const type = this.data && this.data.type;
           log(`refused a viewer's socket message (${name} ${String(type).slice(0, 40)})`);
           return undefined;
         }

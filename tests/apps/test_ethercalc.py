@@ -133,6 +133,9 @@ def test_editors_change_the_sheet_live_viewers_watch_and_are_refused(
             viewer.emit("data", execute("set A1 value n 7"))
             viewer.emit("data", {"type": "stopHuddle", "room": "sheet"})
             viewer.emit("data", {"type": "chat", "room": "sheet", "msg": "hi"})
+            # (asked for a sheet that does not exist, EtherCalc would create it)
+            viewer.emit("data", {"type": "ask.log", "room": "other", "user": "viewer"})
+            viewer.emit("data", {"type": "ask.recalc", "room": "__third", "user": "viewer"})
             # Messages of one socket are handled in order: once the viewer's next
             # request is answered, its refused ones are behind it.
             viewer.emit("data", {"type": "ask.log", "room": "sheet", "user": "viewer"})
@@ -145,6 +148,8 @@ def test_editors_change_the_sheet_live_viewers_watch_and_are_refused(
             assert editor.wait_for(is_reply("execute"))["cmdstr"] == "set C1 value n 3"
         assert a1(app) == 42
         assert app.get("/_/sheet/cells/B1").json()["datavalue"] == "live"
+        assert app.get("/_exists/other").json() is False
+        assert app.get("/_exists/third").json() is False
 
         # The polling transport ends in the same check.
         polling = PollingClient(app, VIEWER)
@@ -171,6 +176,8 @@ def test_editors_change_the_sheet_live_viewers_watch_and_are_refused(
     with grain_http(grain_server.run(gid)) as app:
         assert a1(app) == 42
         assert app.get("/_/sheet/cells/B1").json()["datavalue"] == "live"
+        assert app.get("/_exists/other").json() is False
+        assert app.get("/_exists/third").json() is False
         assert app.get("/_/sheet/cells/C1").json()["datavalue"] == 3
 
 
