@@ -106,8 +106,9 @@ function viewerMayAsk(db, data) {
 }
 
 // Wraps zappa's `on` so that every socket event handler EtherCalc registers first
-// checks the permissions of the request that opened the socket (socket.io keeps
-// it as socket.request, for the WebSocket and the polling transport alike).
+// checks the socket's permissions: those of the request socket.io keeps as
+// socket.request, for the WebSocket and the polling transport alike, kept up to
+// date by followPermissions.
 function guardSocketEvents(zappa) {
   const on = zappa.on;
   zappa.on = function (handlers) {
