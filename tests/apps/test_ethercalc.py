@@ -196,7 +196,14 @@ def loaded(frame: Frame) -> Frame:
 
 
 def type_into(frame: Frame, coord: str, text: str) -> None:
-    cell(frame, coord).click()
+    """Select cell ``coord``, type ``text`` and press Enter on the keyboard. The cell
+    is selected through SocialCalc's editor rather than by a click: SocialCalc maps
+    clicks to cells with positions it measured when it last drew the grid, which
+    can be off until it draws again."""
+    frame.wait_for_function("!window.spreadsheet.editor.busy")
+    frame.evaluate("coord => { const editor = window.spreadsheet.editor;"
+                   " SocialCalc.KeyboardSetFocus(editor); editor.MoveECell(coord); }", coord)
+    assert frame.evaluate("window.spreadsheet.editor.ecell.coord") == coord
     frame.page.keyboard.type(text)
     frame.page.keyboard.press("Enter")
 
