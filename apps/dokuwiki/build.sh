@@ -52,7 +52,7 @@ cp "$here/seed/start.txt" "$tree/seed/data/pages/start.txt"
 find "$tree/seed/data/cache" "$tree/seed/data/index" "$tree/seed/data/tmp" \
   "$tree/seed/data/locks" "$tree/seed/data/log" -mindepth 1 -delete 2>/dev/null || true
 
-cp "$here/sandhaven-pkgdef.toml" "$here/launcher.sh" "$here/router.php" "$tree/"
+cp "$here/sandhaven-pkgdef.toml" "$here/launcher.sh" "$here/router.php" "$here/cookies.php" "$tree/"
 cp -R "$here/icons" "$tree/icons"
 # Debian keeps its data private to www-data; the grain user must read it all.
 chmod -R u+rwX,go+rX,go-w "$tree"

@@ -9,6 +9,8 @@
  * templates' conf/ and _test/, dotfiles; paths are normalised first so that
  * "/lib/../inc/x.php" or "//inc/x.php" cannot slip past.
  */
+require __DIR__ . '/cookies.php';
+
 // Not parse_url: it reads "//vendor/x" as a host name and a path "/x".
 $path = rawurldecode(explode('?', $_SERVER['REQUEST_URI'] ?? '/', 2)[0]);
 $parts = [];

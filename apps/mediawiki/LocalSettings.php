@@ -24,6 +24,23 @@ if ( !preg_match( '#^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$#', $sandhavenBase ) 
 		: 'http://localhost';
 }
 $wgServer = $sandhavenBase;
+
+// The grain is shown in an iframe on its session host, which is another site
+// than the shell's when the platform is reached over HTTPS or on *.localhost
+// (each *.localhost name is its own site). Browsers then send back to the frame
+// only cookies marked SameSite=None (which needs Secure), so MediaWiki's
+// session cookie, and with it its edit tokens, would be lost on every request.
+// Its cookies get "Secure; SameSite=None; Partitioned" there, as the
+// platform's own session cookie does (gateway/resolvers.py); Partitioned keeps
+// them in browsers that block other third-party cookies (PHP writes the value
+// after "SameSite=" as given). Elsewhere (plain HTTP on a shared domain, where
+// Secure cookies would be refused) MediaWiki's defaults stay.
+$sandhavenHostName = strtolower( preg_replace( '#^https?://|:[0-9]+$#', '', $sandhavenBase ) );
+if ( str_starts_with( $sandhavenBase, 'https://' ) || $sandhavenHostName === 'localhost'
+	|| str_ends_with( $sandhavenHostName, '.localhost' ) ) {
+	$wgCookieSecure = true;
+	$wgCookieSameSite = 'None; Partitioned';
+}
 $wgCanonicalServer = $sandhavenBase;
 $wgScriptPath = '';
 $wgResourceBasePath = '';
@@ -34,6 +51,14 @@ $wgLogos = [
 	'1x' => '/resources/assets/change-your-logo.svg',
 	'icon' => '/resources/assets/change-your-logo-icon.svg',
 ];
+
+// The wiki lives in the shell's frame. MediaWiki's edit pages would send
+// X-Frame-Options: DENY with a script that breaks out of frames (taking the
+// whole shell tab away); the platform already limits who may frame a grain
+// (its Content-Security-Policy frame-ancestors is the shell), so framing is
+// allowed here.
+$wgEditPageFrameOptions = false;
+$wgBreakFrames = false;
 
 // Files the wiki writes live in the grain's storage, which Debian's
 // /usr/share/mediawiki/images link points to inside the grain.

@@ -5,23 +5,36 @@ php8.2."""
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Frame, expect
 
-from sandhaven.packages.keys import SigningKey, write_key_file
+from sandhaven.packages.keys import SigningKey
 from sandhaven.packages.spk import open_spk, verify, verify_file
+from tests.apps.conftest import AppServer, RecipeCache, build_recipe
 from tests.apps.forms import form_fields
 from tests.conftest import GrainServer, bearer
 from tests.grains.test_grains import grain_http
+from tests.ui import (
+    SESSION_HOST,
+    dev_login,
+    grain_frame,
+    new_grain,
+    open_link,
+    screenshot,
+    share_link,
+    stop_and_reopen,
+)
 
-RECIPE = Path(__file__).parents[2] / "apps" / "dokuwiki"
-SANDHAVEN = Path(sys.executable).parent / "sandhaven"
-SESSION = {"Host": "ui-0123abcd.localhost:6080", "X-Forwarded-Proto": "http",
-           "X-Sandstorm-Base-Path": "http://ui-0123abcd.localhost:6080"}
+# A session host on a shared domain over plain HTTP, where the app's cookies stay as
+# it makes them (on *.localhost and HTTPS they become Secure, which an HTTP client
+# would not send back over plain HTTP; see the cookie check below).
+SESSION = {"Host": "ui-0123abcd.grains.example:6080", "X-Forwarded-Proto": "http",
+           "X-Sandstorm-Base-Path": "http://ui-0123abcd.grains.example:6080"}
+FRAMED = {"Host": "ui-0123abcd.localhost:6080", "X-Forwarded-Proto": "http",
+          "X-Sandstorm-Base-Path": "http://ui-0123abcd.localhost:6080"}
 EDITOR = {**SESSION, "X-Sandstorm-User-Id": "a1b2c3", "X-Sandstorm-Permissions": "edit",
           "X-Sandstorm-Username": "Ren%C3%A9e%20D."}
 VIEWER = {**SESSION, "X-Sandstorm-User-Id": "d4e5f6", "X-Sandstorm-Permissions": "",
@@ -35,13 +48,8 @@ def dokuwiki_build_dir(app_build_root: Path) -> Path:
 
 
 def build(build_dir: Path, out_dir: Path) -> tuple[Path, SigningKey]:
-    key = SigningKey.generate()
-    write_key_file(key, out_dir / "dokuwiki.key")
-    spk = out_dir / "dokuwiki.spk"
-    subprocess.run([str(RECIPE / "build.sh"), str(out_dir / "dokuwiki.key"), str(spk),
-                    str(build_dir)], check=True, timeout=120,
-                   env={"PATH": "/usr/bin:/bin", "SANDHAVEN": str(SANDHAVEN)})
-    return spk, key
+    built = build_recipe("dokuwiki", build_dir, out_dir)
+    return built.spk, built.key
 
 
 def save_page(wiki: httpx.Client, page: str, text: str, headers: dict[str, str]
@@ -87,12 +95,17 @@ def test_editors_pages_survive_a_restart_and_viewers_edits_are_refused(
         "app_id": app_id, "action": 0, "title": "Team wiki"})
     assert made.status_code == 201
     gid = made.json()["id"]
-    with grain_http(grain_server.run(gid)) as wiki:
+    first = grain_server.run(gid)
+    with grain_http(first) as wiki, grain_http(first) as fresh:
         start = wiki.get("/", headers=EDITOR)
         assert start.status_code == 200 and "Welcome" in start.text
         # Logged in from the headers, by the decoded name; links use the session host.
         assert "Logged in as: <bdi>Renée D.</bdi>" in start.text
         assert 'href="/lib/exe/css.php' in start.text
+        # Its session cookie survives in the shell's cross-site frame (cookies.php).
+        assert "SameSite" not in start.headers["set-cookie"]
+        framed = fresh.get("/", headers={**EDITOR, **FRAMED})
+        assert "Secure; SameSite=None; Partitioned" in framed.headers["set-cookie"]
         assert save_page(wiki, "groceries", "milk, bread", EDITOR).status_code in (200, 302, 303)
         assert raw(wiki, "groceries") == "milk, bread"
         # A viewer is logged in too, but only reads: no editor, and DokuWiki refuses a save.
@@ -123,3 +136,54 @@ def test_editors_pages_survive_a_restart_and_viewers_edits_are_refused(
                  "/.htaccess"):
         assert raw_status(sock, path) in (403, 404), path
     assert raw_status(sock, "/lib/exe/css.php") == 200
+
+
+def session_origin(frame: Frame) -> str:
+    """``http://ui-….localhost:port/`` of the app frame's session host."""
+    found = SESSION_HOST.match(frame.url)
+    assert found, frame.url
+    return found.group(0)
+
+
+@pytest.mark.all_apps
+def test_a_page_written_in_the_browser_survives_reload_and_restart_and_viewers_cannot_edit(
+        app_server: AppServer, recipes: RecipeCache, browser):
+    """Through DokuWiki's own editor in the shell's iframe on the session host; then
+    a second user with a viewer share reads the page and DokuWiki refuses their save."""
+    app_server.install(recipes.get("dokuwiki"))
+    page = dev_login(browser, app_server.url)
+    wiki = new_grain(page, "New wiki")
+    expect(wiki.get_by_role("heading", name="Welcome")).to_be_visible()
+    expect(wiki.get_by_text("Logged in as: Alice Dev")).to_be_visible()
+    wiki.goto(session_origin(wiki) + "doku.php?id=groceries")
+    wiki.get_by_role("link", name="Create this page").first.click()
+    wiki.locator("#wiki__text").fill("====== Groceries ======\nmilk, bread and Renée's cheese")
+    wiki.locator("#edbtn__save").click()
+    expect(wiki.locator(".page").get_by_text("milk, bread and Renée's cheese")).to_be_visible()
+    page.reload()
+    wiki = grain_frame(page)
+    wiki.goto(session_origin(wiki) + "doku.php?id=groceries")
+    expect(wiki.locator(".page").get_by_text("milk, bread and Renée's cheese")).to_be_visible()
+    wiki = stop_and_reopen(page)
+    wiki.goto(session_origin(wiki) + "doku.php?id=groceries")
+    expect(wiki.locator(".page").get_by_text("milk, bread and Renée's cheese")).to_be_visible()
+    expect(wiki.get_by_text("Last modified:")).to_contain_text("Alice Dev")
+    screenshot(page, "apps/dokuwiki")
+
+    link = share_link(page, "can view", "for Bob")
+    bob = dev_login(browser, app_server.url, "Bob Dev")
+    viewer = open_link(bob, link, "Bob Dev")
+    origin = session_origin(viewer)
+    viewer.goto(origin + "doku.php?id=groceries&do=edit")
+    # DokuWiki shows Bob the source, read-only; submitting it anyway is refused.
+    expect(viewer.locator("#wiki__text")).to_have_attribute("readonly", "readonly")
+    viewer.evaluate("""async () => {
+        const form = document.getElementById('dw__editform');
+        const data = new FormData(form);
+        data.set('wikitext', 'vandalised');
+        data.set('do[save]', '1');
+        await fetch(form.action, {method: 'POST', body: data});
+    }""")
+    stored = viewer.evaluate(
+        "fetch('doku.php?id=groceries&do=export_raw').then(r => r.text())")
+    assert stored == "====== Groceries ======\nmilk, bread and Renée's cheese"

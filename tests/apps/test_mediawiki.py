@@ -3,25 +3,37 @@ in-process server, run in a real sandbox with Debian's mediawiki and php8.2."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
-from sandhaven.packages.keys import SigningKey, write_key_file
+from sandhaven.packages.keys import SigningKey
 from sandhaven.packages.spk import open_spk, verify, verify_file
+from tests.apps.conftest import AppServer, RecipeCache, build_recipe
 from tests.apps.forms import form_fields
-from tests.apps.test_dokuwiki import raw_status
+from tests.apps.test_dokuwiki import raw_status, session_origin
 from tests.conftest import GrainServer, bearer
 from tests.grains.test_grains import grain_http
+from tests.ui import (
+    dev_login,
+    grain_frame,
+    new_grain,
+    open_link,
+    screenshot,
+    share_link,
+    stop_and_reopen,
+)
 
-RECIPE = Path(__file__).parents[2] / "apps" / "mediawiki"
-SANDHAVEN = Path(sys.executable).parent / "sandhaven"
-ORIGIN = "http://ui-0123abcd.localhost:6080"
-SESSION = {"Host": "ui-0123abcd.localhost:6080", "X-Forwarded-Proto": "http",
+# A session host on a shared domain over plain HTTP, where MediaWiki's cookies stay
+# as it makes them (on *.localhost and HTTPS they become Secure, which an HTTP
+# client would not send back over plain HTTP; see the cookie check below).
+ORIGIN = "http://ui-0123abcd.grains.example:6080"
+SESSION = {"Host": "ui-0123abcd.grains.example:6080", "X-Forwarded-Proto": "http",
            "X-Sandstorm-Base-Path": ORIGIN}
+FRAMED = {"Host": "ui-0123abcd.localhost:6080", "X-Forwarded-Proto": "http",
+          "X-Sandstorm-Base-Path": "http://ui-0123abcd.localhost:6080"}
 EDITOR = {**SESSION, "X-Sandstorm-User-Id": "a1b2c3", "X-Sandstorm-Permissions": "edit",
           "X-Sandstorm-Username": "Ren%C3%A9e%20D."}
 VIEWER = {**SESSION, "X-Sandstorm-User-Id": "d4e5f6", "X-Sandstorm-Permissions": "",
@@ -34,13 +46,8 @@ def mediawiki_build_dir(app_build_root: Path) -> Path:
 
 
 def build(build_dir: Path, out_dir: Path) -> tuple[Path, SigningKey]:
-    key = SigningKey.generate()
-    write_key_file(key, out_dir / "mediawiki.key")
-    spk = out_dir / "mediawiki.spk"
-    subprocess.run([str(RECIPE / "build.sh"), str(out_dir / "mediawiki.key"), str(spk),
-                    str(build_dir)], check=True, timeout=120,
-                   env={"PATH": "/usr/bin:/bin", "SANDHAVEN": str(SANDHAVEN)})
-    return spk, key
+    built = build_recipe("mediawiki", build_dir, out_dir)
+    return built.spk, built.key
 
 
 def api(wiki: httpx.Client, headers: dict[str, str], **params: str) -> dict:
@@ -79,11 +86,17 @@ def test_editors_pages_survive_a_restart_and_viewers_edits_are_refused(
         "app_id": app_id, "action": 0, "title": "Team wiki"})
     assert made.status_code == 201
     gid = made.json()["id"]
-    with grain_http(grain_server.run(gid)) as wiki:
+    first = grain_server.run(gid)
+    with grain_http(first) as wiki, grain_http(first) as fresh:
         main = wiki.get("/index.php", params={"title": "Main_Page"}, headers=EDITOR)
         assert main.status_code == 200 and "MediaWiki has been installed" in main.text
         # The session's address, not the one given at install.
         assert f'href="{ORIGIN}/index.php?title=Main_Page' in main.text or ORIGIN in main.text
+        # Its session cookie survives in the shell's cross-site frame.
+        framed = fresh.get("/index.php", params={"title": "Main_Page"},
+                           headers={**EDITOR, **FRAMED}).headers.get_list("set-cookie")
+        assert framed and all("; secure;" in c and "; SameSite=None; Partitioned" in c
+                              for c in framed), framed
         me = api(wiki, EDITOR, action="query", meta="userinfo", uiprop="rights")["query"]
         assert me["userinfo"]["name"] == "Renée D." and "edit" in me["userinfo"]["rights"]
         saved = edit(wiki, EDITOR, "Groceries", "milk, bread")
@@ -128,3 +141,49 @@ def test_editors_pages_survive_a_restart_and_viewers_edits_are_refused(
                  "/skins/../vendor/autoload.php", "/LocalSettings.php"):
         assert raw_status(sock, path) in (403, 404), path
     assert raw_status(sock, "/load.php?modules=startup&only=scripts") == 200
+
+
+@pytest.mark.all_apps
+def test_a_page_written_in_the_browser_survives_reload_and_restart_and_viewers_cannot_edit(
+        app_server: AppServer, recipes: RecipeCache, browser):
+    """Through MediaWiki's own editor in the shell's iframe on the session host; then a
+    second user with a viewer share reads the page and MediaWiki refuses their edit."""
+    app_server.install(recipes.get("mediawiki"))
+    page = dev_login(browser, app_server.url)
+    wiki = new_grain(page, "New wiki")
+    expect(wiki.get_by_role("heading", name="Main Page")).to_be_visible()
+    wiki.goto(session_origin(wiki) + "index.php?title=Groceries&action=edit")
+    wiki.locator("#wpTextbox1").fill("milk, bread and Renée's cheese")
+    wiki.locator("#wpSave").click()
+    # Saved: MediaWiki answers the form with a redirect to the page.
+    wiki.wait_for_url(lambda url: url.endswith("/index.php?title=Groceries"))
+    content = "#mw-content-text"
+    expect(wiki.locator(content)).to_contain_text("milk, bread and Renée's cheese")
+    page.reload()
+    wiki = grain_frame(page)
+    wiki.goto(session_origin(wiki) + "index.php?title=Groceries")
+    expect(wiki.locator(content)).to_contain_text("milk, bread and Renée's cheese")
+    wiki = stop_and_reopen(page)
+    wiki.goto(session_origin(wiki) + "index.php?title=Groceries&action=history")
+    expect(wiki.locator("#pagehistory")).to_contain_text("Alice Dev")
+    wiki.goto(session_origin(wiki) + "index.php?title=Groceries")
+    expect(wiki.locator(content)).to_contain_text("milk, bread and Renée's cheese")
+    screenshot(page, "apps/mediawiki")
+
+    link = share_link(page, "can view", "for Bob")
+    bob = dev_login(browser, app_server.url, "Bob Dev")
+    viewer = open_link(bob, link, "Bob Dev")
+    viewer.goto(session_origin(viewer) + "index.php?title=Groceries&action=edit")
+    # MediaWiki shows Bob the source only; an edit through its API is refused.
+    expect(viewer.get_by_role("heading", name="View source for Groceries")).to_be_visible()
+    answer = viewer.evaluate("""async () => {
+        const tokens = await (await fetch('api.php?action=query&meta=tokens&format=json')).json();
+        const data = new FormData();
+        for (const [k, v] of Object.entries({action: 'edit', title: 'Groceries', format: 'json',
+            text: 'vandalised', token: tokens.query.tokens.csrftoken})) data.set(k, v);
+        return (await fetch('api.php', {method: 'POST', body: data})).json();
+    }""")
+    assert answer["error"]["code"] in ("writeapidenied", "permissiondenied"), answer
+    stored = viewer.evaluate(
+        "fetch('index.php?title=Groceries&action=raw').then(r => r.text())")
+    assert stored == "milk, bread and Renée's cheese"

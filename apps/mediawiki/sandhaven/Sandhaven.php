@@ -34,7 +34,8 @@ function sandhavenMayEdit(): bool {
 $wgSessionProviders = [
 	SandhavenSessionProvider::class => [
 		'class' => SandhavenSessionProvider::class,
-		'args' => [],
+		// The session cookie takes the SameSite attribute LocalSettings.php chose.
+		'args' => [ [ 'sessionCookieOptions' => [ 'sameSite' => $wgCookieSameSite ?? '' ] ] ],
 	],
 ];
 

@@ -50,7 +50,10 @@ class SandhavenSessionProvider extends ImmutableSessionProviderWithCookie {
 			'provider' => $this,
 			'id' => $sessionId,
 			'userInfo' => $userInfo,
-			'persisted' => $sessionId !== null,
+			// A logged-in user's session is kept from the first page on (as
+			// MediaWiki's own login does): its edit tokens must outlive the page
+			// that shows the edit form.
+			'persisted' => $id !== null || $sessionId !== null,
 			'forceUse' => true,
 		] );
 	}
