@@ -47,10 +47,9 @@ $wgResourceBasePath = '';
 $wgArticlePath = '/index.php?title=$1';
 $wgUsePathInfo = false;
 $wgSitename = 'Wiki';
-$wgLogos = [
-	'1x' => '/resources/assets/change-your-logo.svg',
-	'icon' => '/resources/assets/change-your-logo-icon.svg',
-];
+// The installer's placeholder logo asks the admin to change it; a grain's wiki
+// shows Debian's generic wiki logo instead.
+$wgLogos = [ '1x' => '/resources/assets/wiki.png' ];
 
 // The wiki lives in the shell's frame. MediaWiki's edit pages would send
 // X-Frame-Options: DENY with a script that breaks out of frames (taking the
