@@ -20,6 +20,9 @@ if ( ! is_blog_installed() ) {
 }
 // Plain links (?p=1): PHP's built-in server does no URL rewriting.
 update_option( 'permalink_structure', '' );
-// The search engines cannot reach a grain anyway.
+// The search engines cannot reach a grain anyway, nor can browsers reach
+// Gravatar from inside the shell's frame (the grain's pages may load images from
+// anywhere, but a user's e-mail hash should not leave the server).
 update_option( 'blog_public', '0' );
+update_option( 'show_avatars', '0' );
 exit( 0 );

@@ -9,13 +9,23 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from sandhaven.packages.keys import SigningKey
 from sandhaven.packages.spk import open_spk, verify, verify_file
-from tests.apps.conftest import build_recipe
-from tests.apps.test_dokuwiki import raw_status
+from tests.apps.conftest import AppServer, RecipeCache, build_recipe
+from tests.apps.test_dokuwiki import raw_status, session_origin
 from tests.conftest import GrainServer, bearer
 from tests.grains.test_grains import grain_http
+from tests.ui import (
+    dev_login,
+    grain_frame,
+    new_grain,
+    open_link,
+    screenshot,
+    share_link,
+    stop_and_reopen,
+)
 
 # A session host on a shared domain over plain HTTP (see test_dokuwiki.py).
 ORIGIN = "http://ui-0123abcd.grains.example:6080"
@@ -110,3 +120,51 @@ def test_editors_posts_survive_a_restart_and_viewers_posts_are_refused(
                  "/wp-admin/setup-config.php", "/install.php"):
         assert raw_status(sock, path) in (403, 404), path
     assert raw_status(sock, "/wp-login.php") == 403
+
+
+@pytest.mark.all_apps
+def test_a_post_published_in_the_browser_survives_reload_and_restart_and_viewers_cannot_post(
+        app_server: AppServer, recipes: RecipeCache, browser):
+    """Through WordPress's block editor in the shell's iframe on the session host; then
+    a second user with a viewer share reads the post and WordPress refuses theirs."""
+    app_server.install(recipes.get("wordpress"))
+    page = dev_login(browser, app_server.url)
+    site = new_grain(page, "New site")
+    expect(site.get_by_text("My blog").first).to_be_visible()
+    site.goto(session_origin(site) + "wp-admin/post-new.php")
+    guide = site.get_by_role("dialog", name="Welcome to the block editor")
+    guide.get_by_role("button", name="Close").click()
+    site.get_by_role("textbox", name="Add title").fill("Groceries")
+    page.keyboard.press("Enter")
+    page.keyboard.type("milk, bread and cheese for Renée")
+    site.get_by_role("region", name="Editor top bar").get_by_role(
+        "button", name="Publish").click()
+    site.get_by_role("region", name="Editor publish").get_by_role(
+        "button", name="Publish", exact=True).click()
+    expect(site.get_by_text("Groceries is now live.")).to_be_visible()
+    page.reload()
+    site = grain_frame(page)
+    site.get_by_role("link", name="Groceries").first.click()
+    expect(site.get_by_text("milk, bread and cheese for Renée")).to_be_visible()
+    site = stop_and_reopen(page)
+    expect(site.get_by_role("link", name="Groceries")).to_be_visible()
+    site.get_by_role("link", name="Groceries").first.click()
+    expect(site.get_by_text("milk, bread and cheese for Renée")).to_be_visible()
+    screenshot(page, "apps/wordpress")
+
+    link = share_link(page, "can view", "for Bob")
+    bob = dev_login(browser, app_server.url, "Bob Dev")
+    viewer = open_link(bob, link, "Bob Dev")
+    viewer.get_by_role("link", name="Groceries").first.click()
+    expect(viewer.get_by_text("milk, bread and cheese for Renée")).to_be_visible()
+    # WordPress refuses Bob's editor and a post sent through its API from the frame.
+    viewer.goto(session_origin(viewer) + "wp-admin/post-new.php")
+    expect(viewer.get_by_text("Sorry, you are not allowed")).to_be_visible()
+    status = viewer.evaluate("""() => fetch('/?rest_route=/wp/v2/posts', {method: 'POST',
+        headers: {'Content-Type': 'application/json'},
+        body: JSON.stringify({title: 'Spam', content: 'spam', status: 'publish'})})
+        .then(r => r.status)""")
+    assert status == 403
+    titles = viewer.evaluate("""() => fetch('/?rest_route=/wp/v2/posts')
+        .then(r => r.json()).then(posts => posts.map(p => p.title.rendered))""")
+    assert "Groceries" in titles and "Spam" not in titles
