@@ -13,7 +13,7 @@
 # 3. PHP's built-in server serves MediaWiki on the manifest's port, with
 #    /opt/app/LocalSettings.php as settings.
 set -eu
-MW=/usr/share/mediawiki
+MW="${MEDIAWIKI_DIR:-/usr/share/mediawiki}"  # only tests point it elsewhere
 state=/var/lib/mediawiki
 php=/usr/bin/php8.2
 
