@@ -84,9 +84,11 @@ class Services:
         services.access_log = AccessLog(store, services.grain_sessions,
                                         lambda: int(runtime.get("sharing.access_log_days")))
         grains.on_trash = services.grain_sessions.revoke
+        sessions_access = services.grain_sessions.access
         services.backups = GrainBackups(
             store, grains, quota_bytes=lambda: settings.get("grains.quota_mib") * 1024 * 1024,
-            read_log=supervisor.read_log, log_dir=supervisor.config.log_dir)
+            read_log=supervisor.read_log, log_dir=supervisor.config.log_dir,
+            check_access=sessions_access)
         services.extra["body_limits"]["/api/v1/grains/restore"] = (
             settings.get("grains.max_restore_mib") * 1024 * 1024)
         services.extra["body_limits"]["/grains/restore"] = (

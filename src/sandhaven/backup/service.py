@@ -28,6 +28,7 @@ from sandhaven.errors import (
     AppNeeded,
     BadBackup,
     Forbidden,
+    NotFound,
     SandboxUnavailable,
     SandhavenError,
     StorageFull,
@@ -45,12 +46,16 @@ DISK_MARGIN = 64 * 1024 * 1024
 
 class GrainBackups:
     """Backups of one server's grains. ``quota_bytes`` per user (0: no limit);
-    ``read_log(grain_id)`` gives a grain's log; ``log_dir`` receives restored logs."""
+    ``read_log(grain_id)`` gives a grain's log; ``log_dir`` receives restored logs;
+    ``check_access(user_id, grain_id)`` raises NotFound unless the user may see the
+    grain (a share holder learns they may not back it up; others learn nothing)."""
 
     def __init__(self, store: Store, grains: Grains, *, quota_bytes: Callable[[], int],
                  read_log: Callable[[str], str] | None = None,
-                 log_dir: Path | None = None) -> None:
+                 log_dir: Path | None = None,
+                 check_access: Callable[[str, str], object] | None = None) -> None:
         self.store, self.grains = store, grains
+        self.check_access = check_access
         self.quota_bytes = quota_bytes
         self.read_log = read_log
         self.log_dir = log_dir
@@ -61,6 +66,9 @@ class GrainBackups:
         Forbidden (someone else's grain this user can see)."""
         view = self.grains.view(grain_id)
         if view.owner_id != user_id:
+            if self.check_access is None:
+                raise NotFound(f"No grain with ID {grain_id[:40]!r}.")
+            self.check_access(user_id, grain_id)
             raise Forbidden("Only the owner of a grain can back it up.")
         return view
 
@@ -96,8 +104,9 @@ class GrainBackups:
         }
 
     # -- restore ---------------------------------------------------------------
-    async def restore(self, user_id: str, backup: Path) -> GrainView:
-        """Make a new grain owned by ``user_id`` from the backup file ``backup``.
+    async def restore(self, user_id: str, backup: BinaryIO) -> GrainView:
+        """Make a new grain owned by ``user_id`` from the backup file ``backup`` (an open
+        file with a file descriptor: the sandboxed worker reads it through that).
 
         Raises BadBackup (any flaw in the file), AppNeeded (the app is not
         installed at the backup's version or newer), StorageFull (quota or disk),
@@ -122,16 +131,15 @@ class GrainBackups:
                  data_bytes=answer.get("bytes"))
         return self.grains.get(user_id, grain_id)
 
-    def _worker(self, backup: Path, mode: str, staging: Path | None) -> dict[str, Any]:
-        with open(backup, "rb") as f:
-            fd = f.fileno()
-            args = [mode, str(fd)] + (["/out/var"] if staging is not None else [])
-            out = staging if staging is not None else self._staging()
-            try:
-                answer, detail = run_worker("sandhaven.backup.restore_worker", args, out, (fd,))
-            finally:
-                if staging is None:
-                    shutil.rmtree(out, ignore_errors=True)
+    def _worker(self, backup: BinaryIO, mode: str, staging: Path | None) -> dict[str, Any]:
+        fd = backup.fileno()
+        args = [mode, str(fd)] + (["/out/var"] if staging is not None else [])
+        out = staging if staging is not None else self._staging()
+        try:
+            answer, detail = run_worker("sandhaven.backup.restore_worker", args, out, (fd,))
+        finally:
+            if staging is None:
+                shutil.rmtree(out, ignore_errors=True)
         if answer is None:
             raise SandboxUnavailable(f"The restore sandbox failed: {detail}")
         if not answer.get("ok"):
