@@ -91,7 +91,7 @@ class Services:
             check_access=sessions_access)
         services.extra["body_limits"]["/api/v1/grains/restore"] = (
             settings.get("grains.max_restore_mib") * 1024 * 1024)
-        services.extra["body_limits"]["/grains/restore"] = (
+        services.extra["body_limits"]["/grains/restore-backup"] = (
             settings.get("grains.max_restore_mib") * 1024 * 1024 + 64 * 1024)
         sessions, tokens = services.grain_sessions, services.grain_tokens
         services.identity.users.on_access_change += [
