@@ -141,3 +141,60 @@ def test_restore_needs_a_logged_in_user(grain_server: GrainServer):
     got = grain_server.client.post("/api/v1/grains/restore", content=b"PK")
     assert got.status_code == 401
 
+
+
+@pytest.fixture
+def small_disk():
+    """A data directory on a tmpfs of 64 MiB and 1,500 inodes."""
+    import subprocess
+
+    from sandhaven.sandbox.testing import make_runtime_root, remove_tree
+
+    root = make_runtime_root()
+    disk = root / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,nr_inodes=1500,mode=0700",
+                    "tmpfs", str(disk)], check=True)
+    try:
+        yield root, disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+        remove_tree(root)
+
+
+def test_a_disk_that_fills_during_restore_leaves_nothing(small_disk, tmp_path):
+    import asyncio
+    from datetime import UTC, datetime
+
+    from sandhaven.backup.writer import write_backup
+    from sandhaven.config import load_settings
+    from sandhaven.errors import StorageFull
+    from sandhaven.packages.keys import SigningKey
+    from sandhaven.packages.testing import build_hello
+    from sandhaven.services import Services
+
+    root, disk = small_disk
+    services = Services.build(load_settings(environ={}, overrides={"data_dir": str(disk)}))
+    try:
+        installed = services.packages.install(build_hello(root, SigningKey.generate()))
+        ann = services.identity.users.create("ann@example.org", "Ann")
+        # 2,000 empty files: no data to count, but more inodes than the disk has left.
+        tree = tmp_path / "var"
+        tree.mkdir()
+        for i in range(2000):
+            (tree / f"f{i}").touch()
+        backup = tmp_path / "many.zip"
+        with open(backup, "wb") as out:
+            write_backup(tree, b"", {
+                "app_id": installed.app_id, "app_version": 1, "package_id": installed.package_id,
+                "title": "Many files", "created_at": datetime.now(UTC),
+                "backed_up_at": datetime.now(UTC)}, out)
+        before = sorted(p.name for p in services.grains.grains_dir.iterdir()) \
+            if services.grains.grains_dir.exists() else []
+        with open(backup, "rb") as f, pytest.raises(StorageFull, match="disk filled up"):
+            asyncio.run(services.backups.restore(ann.id, f))
+        after = sorted(p.name for p in services.grains.grains_dir.iterdir())
+        assert after == before
+        assert services.grains.list(ann.id) == []
+    finally:
+        services.store.close()

@@ -40,8 +40,10 @@ from sandhaven.store.models import App, Grain, GrainIdentity, Package, User
 
 log = structlog.get_logger("sandhaven.backup")
 STAGING_PREFIX = ".restore-"
-#: Room the disk keeps after a restore, beyond the backup's data (bytes).
-DISK_MARGIN = 64 * 1024 * 1024
+#: What a restore counts on the disk beyond the file data: a block per entry
+#: (directories, inodes, symlinks) and a little room for the store (bytes).
+ENTRY_BYTES = 4096
+DISK_MARGIN = 1024 * 1024
 
 
 class GrainBackups:
@@ -114,7 +116,7 @@ class GrainBackups:
         summary = await asyncio.to_thread(self._worker, backup, "inspect", None)
         summary = summary["summary"]
         package = self._package_for(summary)
-        self._check_room(user_id, int(summary["data_bytes"]))
+        self._check_room(user_id, int(summary["data_bytes"]), int(summary["entries"]))
         staging = self._staging()
         grain_id = new_id()
         target = self.grains.grains_dir / grain_id
@@ -172,7 +174,7 @@ class GrainBackups:
                             "Update the app first.")
         return package
 
-    def _check_room(self, user_id: str, data_bytes: int) -> None:
+    def _check_room(self, user_id: str, data_bytes: int, entries: int) -> None:
         quota = self.quota_bytes()
         if quota:
             used = self.grains.usage(user_id)
@@ -180,7 +182,7 @@ class GrainBackups:
                 raise StorageFull(f"Restoring needs {_mib(data_bytes)} MiB; you use "
                                   f"{_mib(used)} of your {_mib(quota)} MiB.")
         free = shutil.disk_usage(self.grains.grains_dir).free
-        if data_bytes + DISK_MARGIN > free:
+        if data_bytes + entries * ENTRY_BYTES + DISK_MARGIN > free:
             raise StorageFull(f"Restoring needs {_mib(data_bytes)} MiB; the server's disk "
                               f"has {_mib(free)} MiB free.")
 
