@@ -7,6 +7,7 @@ module-level instance, so one process can hold several servers (tests do).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sandhaven.backup.service import GrainBackups
@@ -87,6 +88,7 @@ class Services:
         sessions_access = services.grain_sessions.access
         services.backups = GrainBackups(
             store, grains, quota_bytes=lambda: settings.get("grains.quota_mib") * 1024 * 1024,
+            tmp_dir=Path(settings.data_dir) / "tmp",
             read_log=supervisor.read_log, log_dir=supervisor.config.log_dir,
             check_access=sessions_access)
         services.extra["body_limits"]["/api/v1/grains/restore"] = (

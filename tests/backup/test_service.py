@@ -198,3 +198,48 @@ def test_a_disk_that_fills_during_restore_leaves_nothing(small_disk, tmp_path):
         assert services.grains.list(ann.id) == []
     finally:
         services.store.close()
+
+
+def test_an_encrypted_backup_opens_with_gpg_and_restores_with_its_passphrase(
+        grain_server: GrainServer, tmp_path):
+    import subprocess
+
+    bearer(grain_server.client, grain_server.services, "a@example.org", "Ann")
+    gid = grain_with_note(grain_server, "the secret recipe")
+    got = grain_server.client.post(f"/api/v1/grains/{gid}/backup",
+                                    json={"passphrase": "correct horse ☃"})
+    assert got.status_code == 200 and got.headers["content-type"] == "application/pgp-encrypted"
+    assert ".zip.gpg" in got.headers["content-disposition"]
+    assert b"the secret recipe" not in got.content and not got.content.startswith(b"PK")
+    # The standard tool opens it with the passphrase alone.
+    (tmp_path / "b.zip.gpg").write_bytes(got.content)
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    opened = subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback",
+         "--passphrase", "correct horse ☃", "--decrypt", str(tmp_path / "b.zip.gpg")],
+        capture_output=True, check=True)
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False)
+    assert zipfile.ZipFile(io.BytesIO(opened.stdout)).testzip() is None
+    assert b"the secret recipe" in opened.stdout  # stored, so readable in the zip
+
+    before = grain_dirs(grain_server)
+    missing = grain_server.client.post("/api/v1/grains/restore", content=got.content)
+    assert missing.status_code == 400
+    assert missing.json()["error"]["message"] == "This backup is encrypted: give its passphrase."
+    wrong = grain_server.client.post("/api/v1/grains/restore", content=got.content,
+                                     headers={"Sandhaven-Backup-Passphrase": "not it at all"})
+    assert wrong.status_code == 400 and "passphrase does not open" in (
+        wrong.json()["error"]["message"])
+    garbled = grain_server.client.post("/api/v1/grains/restore", content=got.content,
+                                       headers={"Sandhaven-Backup-Passphrase": "%ff%fe%fd"})
+    assert garbled.status_code == 400 and "percent-encoded" in (
+        garbled.json()["error"]["message"])
+    assert grain_dirs(grain_server) == before
+    right = grain_server.client.post("/api/v1/grains/restore", content=got.content, headers={
+        "Sandhaven-Backup-Passphrase": "correct%20horse%20%E2%98%83"})
+    assert right.status_code == 201, right.text
+    with grain_http(grain_server.run(right.json()["id"])) as app:
+        assert "the secret recipe" in app.get("/").text
+    short = grain_server.client.post(f"/api/v1/grains/{gid}/backup", json={"passphrase": "short"})
+    assert short.status_code == 422

@@ -107,3 +107,29 @@ def test_backup_of_an_unknown_grain(data_with_grain, capsys, tmp_path):
     assert code == 2 and "No grain with ID 'nope'" in err and not (tmp_path / "x.zip").exists()
 
 
+
+
+def test_an_encrypted_backup_needs_its_passphrase(data_with_grain, capsys, tmp_path,
+                                                  monkeypatch):
+    import io
+
+    data, gid = data_with_grain
+    secret = tmp_path / "pass.txt"
+    secret.write_text("a long passphrase\nignored second line\n")
+    out = tmp_path / "notes.zip.gpg"
+    code, _, err = run(capsys, "grain", "backup", gid, "-o", out, "--passphrase-file", secret,
+                       "--data-dir", data)
+    assert code == 0, err
+    assert b"kept safe" not in out.read_bytes()
+    code, _, err = run(capsys, "grain", "restore", out, "--owner", "ann@example.org",
+                       "--data-dir", data)
+    assert code == 20 and "This backup is encrypted: give its passphrase." in err
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long passphrase\n"))
+    code, new_id, err = run(capsys, "grain", "restore", out, "--owner", "ann@example.org",
+                            "--passphrase-file", "-", "--data-dir", data)
+    assert code == 0, err
+    new_id = new_id.strip().splitlines()[-1]
+    assert (data / "grains" / new_id / "var" / "note.txt").read_text() == "kept safe"
+    code, _, err = run(capsys, "grain", "backup", gid, "-o", tmp_path / "x", "--passphrase-file",
+                       tmp_path / "missing", "--data-dir", data)
+    assert code == 2 and "Cannot read the passphrase" in err

@@ -55,3 +55,28 @@ def test_a_bad_upload_is_answered_on_the_grains_page(grain_server: GrainServer):
     after = {p.name for p in services.grains.grains_dir.iterdir()} \
         if services.grains.grains_dir.exists() else set()
     assert after == before
+
+
+def test_an_encrypted_backup_from_the_grain_bar(grain_server: GrainServer):
+    client, services = grain_server.client, grain_server.services
+    user_id = login_as(client, services, "ann@example.org", "Ann")
+    grain = services.grains.create(user_id, grain_server.app_id, 0, "Diary")
+    (services.grains.storage_dir(grain.id) / "day1.txt").write_text("dear diary")
+    token = csrf_from(client.get(f"/grains/{grain.id}").text)
+    short = client.post(f"/grains/{grain.id}/backup", data={"csrf_token": token,
+                                                             "passphrase": "short"})
+    assert short.status_code == 400
+    assert "The passphrase must have at least 8 characters." in short.text
+    got = client.post(f"/grains/{grain.id}/backup", data={"csrf_token": token,
+                                                           "passphrase": "open sesame!"})
+    assert got.status_code == 200 and b"dear diary" not in got.content
+    assert 'filename="Diary.zip.gpg"' in got.headers["content-disposition"]
+    form = csrf_from(client.get("/grains").text)
+    wrong = client.post(f"/grains/restore-backup?csrf_token={form}",
+                        data={"passphrase": "not the one"},
+                        files={"backup": ("Diary.zip.gpg", got.content, "application/pgp")})
+    assert wrong.status_code == 400 and "passphrase does not open" in wrong.text
+    right = client.post(f"/grains/restore-backup?csrf_token={form}",
+                        data={"passphrase": "open sesame!"},
+                        files={"backup": ("Diary.zip.gpg", got.content, "application/pgp")})
+    assert right.status_code == 303

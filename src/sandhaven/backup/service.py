@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import secrets
 import shutil
+import tempfile
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +24,7 @@ from urllib.parse import quote
 import structlog
 from sqlalchemy import select
 
+from sandhaven.backup import encryption
 from sandhaven.backup import format as fmt
 from sandhaven.backup.writer import write_backup
 from sandhaven.errors import (
@@ -53,10 +56,11 @@ class GrainBackups:
     grain (a share holder learns they may not back it up; others learn nothing)."""
 
     def __init__(self, store: Store, grains: Grains, *, quota_bytes: Callable[[], int],
-                 read_log: Callable[[str], str] | None = None,
+                 tmp_dir: Path, read_log: Callable[[str], str] | None = None,
                  log_dir: Path | None = None,
                  check_access: Callable[[str, str], object] | None = None) -> None:
         self.store, self.grains = store, grains
+        self.tmp_dir = tmp_dir
         self.check_access = check_access
         self.quota_bytes = quota_bytes
         self.read_log = read_log
@@ -74,16 +78,33 @@ class GrainBackups:
             raise Forbidden("Only the owner of a grain can back it up.")
         return view
 
-    async def backup(self, user_id: str, grain_id: str, out: BinaryIO) -> fmt.Metadata:
-        """Write the backup of ``grain_id`` to ``out`` (seekable). The grain is stopped
-        for the copy and kept from starting until it is done (requests wait); the
-        copy runs in a thread, so other grains and requests go on. Raises NotFound,
-        Forbidden, and SandhavenError for a tree a backup cannot hold."""
+    def temp_file(self) -> BinaryIO:
+        """An anonymous temporary file in the server's temp directory (gone on close,
+        and after a kill)."""
+        self.tmp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return tempfile.TemporaryFile(dir=self.tmp_dir, prefix=".backup-")
+
+    async def backup(self, user_id: str, grain_id: str, out: BinaryIO,
+                     passphrase: str | None = None) -> fmt.Metadata:
+        """Write the backup of ``grain_id`` to ``out`` (seekable); with a
+        ``passphrase``, encrypted (``sandhaven.backup.encryption``). The grain is
+        stopped for the copy and kept from starting until it is done (requests
+        wait); the copy runs in a thread, so other grains and requests go on.
+        Raises NotFound, Forbidden, BadBackup (passphrase), and SandhavenError for a
+        tree a backup cannot hold."""
         view = self.check_owner(user_id, grain_id)
+        if passphrase is not None:
+            encryption.check_passphrase(passphrase)
         base = self._base(view)
         text = self.read_log(grain_id) if self.read_log else ""
-        async with self.grains.held_stopped(grain_id) as storage:
-            meta = await asyncio.to_thread(write_backup, storage, text.encode(), base, out)
+        with contextlib.ExitStack() as stack:
+            target = out if passphrase is None else stack.enter_context(self.temp_file())
+            async with self.grains.held_stopped(grain_id) as storage:
+                meta = await asyncio.to_thread(write_backup, storage, text.encode(), base,
+                                               target)
+            if passphrase is not None:
+                target.flush()
+                await asyncio.to_thread(encryption.encrypt, target, out, passphrase)
         log.info("grain_backed_up", grain_id=grain_id, entries=len(meta.files),
                  data_bytes=meta.data_bytes)
         return meta
@@ -106,13 +127,26 @@ class GrainBackups:
         }
 
     # -- restore ---------------------------------------------------------------
-    async def restore(self, user_id: str, backup: BinaryIO) -> GrainView:
+    async def restore(self, user_id: str, backup: BinaryIO,
+                      passphrase: str | None = None) -> GrainView:
         """Make a new grain owned by ``user_id`` from the backup file ``backup`` (an open
-        file with a file descriptor: the sandboxed worker reads it through that).
+        file with a file descriptor: the sandboxed worker reads it through that);
+        an encrypted backup needs its ``passphrase``.
 
-        Raises BadBackup (any flaw in the file), AppNeeded (the app is not
-        installed at the backup's version or newer), StorageFull (quota or disk),
-        SandboxUnavailable. Nothing is left behind on failure."""
+        Raises BadBackup (any flaw in the file, a missing or wrong passphrase),
+        AppNeeded (the app is not installed at the backup's version or newer),
+        StorageFull (quota or disk), SandboxUnavailable. Nothing is left behind on
+        failure."""
+        if await asyncio.to_thread(encryption.is_encrypted, backup):
+            if not passphrase:
+                raise BadBackup("This backup is encrypted: give its passphrase.")
+            with self.temp_file() as plain:
+                await asyncio.to_thread(encryption.decrypt, backup, plain, passphrase)
+                plain.seek(0)
+                return await self._restore(user_id, plain)
+        return await self._restore(user_id, backup)
+
+    async def _restore(self, user_id: str, backup: BinaryIO) -> GrainView:
         summary = await asyncio.to_thread(self._worker, backup, "inspect", None)
         summary = summary["summary"]
         package = self._package_for(summary)
@@ -231,7 +265,7 @@ def _title(raw: str) -> str:
         return "Restored grain"
 
 
-def download_name(title: str) -> str:
+def download_name(title: str, suffix: str = ".zip") -> str:
     """A ``Content-Disposition`` value for a backup of a grain titled ``title``: an
     ASCII ``filename`` (anything else replaced) and the exact UTF-8 name as
     ``filename*`` (RFC 6266 / RFC 8187), whatever quotes or newlines the title holds."""
@@ -241,5 +275,5 @@ def download_name(title: str) -> str:
     ascii_name = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode()
     ascii_name = "".join(ch if ch.isalnum() or ch in " -_.()" else "_" for ch in ascii_name)
     ascii_name = ascii_name.strip(" _.") or "grain"
-    return (f'attachment; filename="{ascii_name}.zip"; '
-            f"filename*=UTF-8''{quote(base + '.zip', safe='')}")
+    return (f'attachment; filename="{ascii_name}{suffix}"; '
+            f"filename*=UTF-8''{quote(base + suffix, safe='')}")

@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     backup.add_argument("grain_id", metavar="GRAIN")
     backup.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.zip",
                         help="where to write the backup; never overwritten")
+    backup.add_argument("--passphrase-file", type=Path, metavar="FILE",
+                        help="encrypt with the passphrase on this file's first line "
+                             "(- for standard input); `gpg --decrypt` opens the result")
     backup.set_defaults(handler=backup_cmd)
     restore = grain_sub.add_parser("restore", help="restore a backup zip as a new grain; "
                                                    "prints its ID")
@@ -39,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     restore.add_argument("backup", type=Path, metavar="FILE.zip")
     restore.add_argument("--owner", required=True, metavar="EMAIL",
                          help="the user who will own the restored grain")
+    restore.add_argument("--passphrase-file", type=Path, metavar="FILE",
+                         help="the passphrase of an encrypted backup, on this file's first "
+                              "line (- for standard input)")
     restore.set_defaults(handler=restore_cmd)
 
 
@@ -50,9 +56,23 @@ def _services(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return settings, Services.build(settings, open_store(settings))
 
 
+def read_passphrase(path: Path | None) -> str | None:
+    """The first line of ``path`` (``-``: standard input), or None without a path.
+    Raises InvalidInput when it cannot be read."""
+    if path is None:
+        return None
+    try:
+        text = sys.stdin.readline() if str(path) == "-" else path.read_text().split("\n")[0]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"Cannot read the passphrase from {path}: "
+                           f"{getattr(exc, 'strerror', None) or exc}.") from None
+    return text.rstrip("\r\n")
+
+
 def backup_cmd(args: argparse.Namespace) -> int:
     from sandhaven.server import data_dir_lock
 
+    passphrase = read_passphrase(args.passphrase_file)
     settings, services = _services(args)
     out: Path = args.output
     try:
@@ -66,7 +86,8 @@ def backup_cmd(args: argparse.Namespace) -> int:
                 raise InvalidInput(f"Cannot write {out}: {exc.strerror}.") from None
             try:
                 with os.fdopen(fd, "wb") as f:
-                    meta = asyncio.run(services.backups.backup(grain.owner_id, grain.id, f))
+                    meta = asyncio.run(services.backups.backup(grain.owner_id, grain.id, f,
+                                                               passphrase))
             except BaseException:
                 out.unlink(missing_ok=True)
                 raise
@@ -77,6 +98,7 @@ def backup_cmd(args: argparse.Namespace) -> int:
 
 
 def restore_cmd(args: argparse.Namespace) -> int:
+    passphrase = read_passphrase(args.passphrase_file)
     _, services = _services(args)
     try:
         owner = services.identity.users.find_by_email(args.owner)
@@ -87,7 +109,7 @@ def restore_cmd(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise InvalidInput(f"Cannot read {args.backup}: {exc.strerror}.") from None
         with f:
-            grain = asyncio.run(services.backups.restore(owner.id, f))
+            grain = asyncio.run(services.backups.restore(owner.id, f, passphrase))
     finally:
         services.store.close()
     print(grain.id)

@@ -169,9 +169,10 @@ async def restore_backup(request: Request, user: UserView = Depends(current_user
         upload = form.get("backup")
         if not isinstance(upload, UploadFile) or not upload.filename:
             return _list(request, user, 400, error="Choose a backup file (.zip) to restore.")
+        passphrase = str(form.get("passphrase") or "") or None
         try:
             with await spool_upload(request, _chunks(upload), limit) as f:
-                view = await backups(request).restore(user.id, f)
+                view = await backups(request).restore(user.id, f, passphrase)
         except RequestError as exc:
             return _list(request, user, exc.status, error=f"{upload.filename[:100]}: {exc}")
     return redirect(f"/grains/{view.id}", "restored-backup")
@@ -183,11 +184,16 @@ async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
 
 
 @router.post("/grains/{grain_id}/backup")
-async def backup(request: Request, grain_id: str,
-                 user: UserView = Depends(current_user)) -> Response:
-    """Download the grain's backup (a form button, so a cross-site page cannot make a
-    grain stop for a copy)."""
-    return await backup_response(request, user.id, grain_id)
+async def backup(request: Request, grain_id: str, user: UserView = Depends(current_user),
+                 passphrase: str = Form("")) -> Response:
+    """Download the grain's backup, encrypted when a passphrase is given (a form, so
+    a cross-site page cannot make a grain stop for a copy)."""
+    try:
+        return await backup_response(request, user.id, grain_id, passphrase or None)
+    except RequestError as exc:
+        if exc.status in (403, 404):
+            raise
+        return grain_page_response(request, user, grain_id, exc.status, error=str(exc))
 
 
 @router.post("/grains/{grain_id}/stop")
