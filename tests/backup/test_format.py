@@ -276,3 +276,31 @@ def test_a_zip_bomb_is_refused_by_its_declared_sizes(good, tmp_path):
 
 def test_not_a_zip_is_refused(tmp_path):
     assert "not a complete zip" in refused(b"hello, not a zip", tmp_path)
+
+
+@pytest.mark.slow
+def test_a_5_gib_sparse_file_round_trips_through_zip64(tmp_path):
+    tree = tmp_path / "var"
+    tree.mkdir()
+    size = 5 * 1024**3
+    with open(tree / "disk.img", "wb") as f:
+        f.truncate(size)
+        for offset in (0, 4 * 1024**3 + 12345, size - 5):
+            f.seek(offset)
+            f.write(b"mark!")
+    archive = tmp_path / "big.zip"
+    with open(archive, "wb") as out:
+        write_backup(tree, b"", BASE, out)
+    assert archive.stat().st_size < 64 * 1024 * 1024
+    info = zipfile.ZipFile(archive).getinfo("data/disk.img")
+    assert info.file_size == size  # past 4 GiB: zip64 sizes
+    with open(archive, "rb") as f:
+        zf, meta = reader.inspect(f)
+        (tmp_path / "back").mkdir()
+        reader.unpack(zf, meta, tmp_path / "back")
+    back = tmp_path / "back" / "disk.img"
+    assert back.stat().st_size == size and back.stat().st_blocks * 512 < 64 * 1024 * 1024
+    with open(back, "rb") as f:
+        for offset in (0, 4 * 1024**3 + 12345, size - 5):
+            f.seek(offset)
+            assert f.read(5) == b"mark!"

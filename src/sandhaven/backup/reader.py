@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from sandhaven import pathsafety
 from sandhaven.backup import format as fmt
+from sandhaven.backup.writer import Hasher
 from sandhaven.errors import BadBackup
 
 CHUNK = 1024 * 1024
@@ -144,7 +145,7 @@ def unpack(zf: zipfile.ZipFile, meta: fmt.Metadata, out: Path) -> int:
 
 
 def _unpack_file(zf: zipfile.ZipFile, entry: fmt.FileEntry, path: Path) -> int:
-    digest = hashlib.sha256()
+    digest = Hasher()
     left = entry.size
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                  0o600)
