@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "sandhaven.cli.packages",
     "sandhaven.cli.catalog",
     "sandhaven.cli.grains",
+    "sandhaven.cli.backup",
 )
 
 
