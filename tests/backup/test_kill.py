@@ -107,7 +107,8 @@ def test_kill_during_backup_and_restore(tmp_path):
             assert digest(big) == want, "the original grain is intact"
             assert not staging_exists(box.data)
 
-        # 1. Killed while the backup is being written.
+        # 1. Killed while the backup is being written — which blocks nothing else: the
+        #    server answers another request while the copy is still open.
         def download() -> None:
             try:
                 httpx.get(f"{live.url}/api/v1/grains/{gid}/backup", headers=auth, timeout=60)
@@ -116,6 +117,8 @@ def test_kill_during_backup_and_restore(tmp_path):
         t = threading.Thread(target=download)
         t.start()
         wait_for(lambda: open_temp_files(live.process.pid, box.data / "tmp"), "the backup file")
+        assert httpx.get(f"{live.url}/api/v1/me", headers=auth).status_code == 200
+        assert open_temp_files(live.process.pid, box.data / "tmp"), "backup still running"
         box.kill()
         t.join()
         live = box.start()
@@ -178,3 +181,42 @@ def test_kill_during_backup_and_restore(tmp_path):
         if box.live is not None:
             stop_server(box.live)
         remove_tree(root)
+
+
+def test_a_grain_moves_to_another_server(tmp_path):
+    """Two servers with their own data dirs (own store, own secrets and keys): a grain
+    backed up on one restores on the other and serves its content there."""
+    roots = [make_runtime_root(), make_runtime_root()]
+    boxes = [Box(r) for r in roots]
+    try:
+        tokens, urls = [], []
+        spk = build_hello(roots[0], SigningKey.generate())
+        for box in boxes:
+            live = box.start()
+            cli(box.data, "install", str(spk))
+            cli(box.data, "user", "add", "ann@example.org", "--name", "Ann")
+            tokens.append({"Authorization": "Bearer " + cli(box.data, "token", "create",
+                                                              "ann@example.org")})
+            urls.append(live.url)
+        app_id = httpx.get(f"{urls[0]}/api/v1/apps", headers=tokens[0]).json()[0]["app_id"]
+        gid = httpx.post(f"{urls[0]}/api/v1/grains", headers=tokens[0], json={
+            "app_id": app_id, "action": 0, "title": "Moving"}).json()["id"]
+        (boxes[0].data / "grains" / gid / "var" / "note.txt").write_text("on the move")
+        backup = httpx.get(f"{urls[0]}/api/v1/grains/{gid}/backup", headers=tokens[0],
+                           timeout=60)
+        assert backup.status_code == 200
+        restored = httpx.post(f"{urls[1]}/api/v1/grains/restore", headers=tokens[1],
+                              content=backup.content, timeout=60)
+        assert restored.status_code == 201, restored.text
+        new_id = restored.json()["id"]
+        assert restored.json()["title"] == "Moving"
+        assert (boxes[1].data / "grains" / new_id / "var" / "note.txt").read_text() == (
+            "on the move")
+        assert httpx.get(f"{urls[1]}/api/v1/grains/{new_id}", headers=tokens[1]
+                         ).status_code == 200
+    finally:
+        for box in boxes:
+            if box.live is not None:
+                stop_server(box.live)
+        for root in roots:
+            remove_tree(root)
