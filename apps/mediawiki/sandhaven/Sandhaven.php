@@ -22,7 +22,7 @@ require_once __DIR__ . '/SandhavenSessionProvider.php';
 // which change no page.
 const SANDHAVEN_READ_RIGHTS = [
 	'read', 'viewmyprivateinfo', 'editmyprivateinfo', 'viewmywatchlist',
-	'editmywatchlist', 'editmyoptions', 'viewmyprivateinfo', 'autocreateaccount',
+	'editmywatchlist', 'editmyoptions', 'autocreateaccount',
 ];
 
 /** Whether this request's user holds the grain's `edit` permission. */
