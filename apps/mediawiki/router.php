@@ -7,7 +7,8 @@
  * an entry point such as index.php, load.php or api.php it runs). MediaWiki's
  * .htaccess files keep its internals unreachable on Apache; the built-in
  * server ignores them, so those directories are refused here, and so is the
- * web installer (mw-config), since the grain installs itself. Paths are
+ * web installer (mw-config), since the grain installs itself, and any PHP
+ * file under images/ (uploads: the built-in server would run it). Paths are
  * normalised first so that "/x/../includes" or "//includes" cannot slip past.
  */
 // Not parse_url: it reads "//includes/x" as a host name and a path "/x".
@@ -25,7 +26,8 @@ foreach ( explode( '/', $path ) as $part ) {
 }
 $clean = '/' . implode( '/', $parts );
 $internal = '#^/(includes|maintenance|languages|vendor|cache|mw-config|tests|docs|serialized'
-	. '|config|LocalSettings\.php|composer\.(json|lock)|extensions(-core)?/[^/]+/(includes|maintenance|tests|sql))(/|$)|/\.#';
+	. '|config|LocalSettings\.php|composer\.(json|lock)|extensions(-core)?/[^/]+/(includes|maintenance|tests|sql))(/|$)'
+	. '|^/images/.*\.(php[0-9]?|phtml|phar)$|/\.#';
 if ( preg_match( $internal, $clean ) ) {
 	http_response_code( 404 );
 	header( 'Content-Type: text/plain; charset=utf-8' );

@@ -3,8 +3,9 @@
  * Router of PHP's built-in server for WordPress (php8.2 -S … router.php).
  *
  * Refuses what WordPress's usual web server rules keep private (the settings,
- * the database folder, the web installer and its login page, which a grain
- * does not use), serves uploads from the grain's storage, hands existing files
+ * the library scripts under wp-includes, as WordPress's nginx guide does, the
+ * database folder, the web installer) and the login page, which a grain does
+ * not use; serves uploads from the grain's storage, hands existing files
  * and directories to the built-in server and everything else to WordPress's
  * index.php (plain links need no rewriting; this only makes 404 pages
  * WordPress's own). Paths are normalised first so that "/x/../wp-config.php" or
@@ -35,7 +36,8 @@ function sandhaven_refuse( int $status, string $message ): bool {
 }
 
 if ( preg_match( '#^/(wp-config\.php|wp-content/database|wp-admin/install\.php|wp-admin/setup-config\.php'
-	. '|wp-admin/includes|wp-includes/[^/]+\.php$|wp-includes/.*/[^/]+\.php$|install\.php|readme\.html|license\.txt)(/|$)|/\.#', $clean ) ) {
+	. '|wp-admin/includes|wp-includes/[^/]+\.php$|wp-includes/js/tinymce/langs/.+\.php$'
+	. '|install\.php|readme\.html|license\.txt)(/|$)|/\.#', $clean ) ) {
 	return sandhaven_refuse( 404, 'Not found.' );
 }
 if ( $clean === '/wp-login.php' ) {

@@ -138,7 +138,7 @@ def test_editors_pages_survive_a_restart_and_viewers_edits_are_refused(
         assert wikitext(wiki, "Groceries") == "milk, eggs"
     # MediaWiki's internals and its web installer are not served.
     for path in ("/includes/WebStart.php", "/mw-config/index.php", "//maintenance/install.php",
-                 "/skins/../vendor/autoload.php", "/LocalSettings.php"):
+                 "/skins/../vendor/autoload.php", "/LocalSettings.php", "/images/x.php"):
         assert raw_status(sock, path) in (403, 404), path
     assert raw_status(sock, "/load.php?modules=startup&only=scripts") == 200
 

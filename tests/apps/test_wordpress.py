@@ -117,9 +117,10 @@ def test_editors_posts_survive_a_restart_and_viewers_posts_are_refused(
     # The settings, the database and the installer are not served; no login page.
     for path in ("/wp-config.php", "//wp-config.php", "/wp-admin/../wp-config.php",
                  "/wp-content/database/wordpress.sqlite", "/wp-admin/install.php",
-                 "/wp-admin/setup-config.php", "/install.php"):
+                 "/wp-admin/setup-config.php", "/install.php", "/wp-includes/version.php"):
         assert raw_status(sock, path) in (403, 404), path
     assert raw_status(sock, "/wp-login.php") == 403
+    assert raw_status(sock, "/wp-includes/js/jquery/jquery.min.js") == 200
 
 
 @pytest.mark.all_apps
