@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandhaven.catalog.service import CatalogService
+from sandhaven.catalog.sources import load as load_catalog_source
 from sandhaven.config import Settings
 from sandhaven.config.runtime import RuntimeSettings
 from sandhaven.grains import Grains
@@ -66,6 +68,8 @@ class Services:
             "/api/v1/packages": packages.limits.max_spk_bytes,
             "/apps/upload": packages.limits.max_spk_bytes + 64 * 1024,
         })
+        services.extra["catalog"] = CatalogService(
+            load_catalog_source(settings.get("catalog.source"), settings.data_dir), packages)
         grains = Grains(store, settings.data_dir, packages.packages_dir, None,
                         Limits.from_settings(settings), settings.grains_trash_days)
         supervisor = Supervisor(grains.spec_for, SupervisorConfig.from_settings(settings))
@@ -102,3 +106,8 @@ class Services:
     def packages(self) -> PackageService:
         """Install, uninstall and list app packages."""
         return self.extra["packages"]
+
+    @property
+    def catalog(self) -> CatalogService:
+        """The app catalog: market listing, one-click install, update check."""
+        return self.extra["catalog"]

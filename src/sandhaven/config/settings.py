@@ -104,6 +104,18 @@ def _parse_http_url(value: Any) -> str:
     return value
 
 
+def _parse_catalog_source(value: Any) -> str:
+    value = _parse_str(value).strip()
+    if value.startswith(("http://", "https://")):
+        parts = urlsplit(value)
+        if not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("not an http:// or https:// URL of a catalog directory")
+        return value.rstrip("/")
+    if "://" in value:
+        raise ValueError("must be an http:// or https:// URL or a directory path")
+    return str(Path(value).expanduser()) if value else ""
+
+
 def _parse_wildcard(value: Any) -> str:
     value = _parse_str(value).strip().lower()
     if not value.startswith("*.") or "/" in value or len(value) < 4:
@@ -272,6 +284,10 @@ SETTINGS: tuple[Setting, ...] = (
             "(stops decompression bombs).", kind="integer"),
     Setting("packages.max_entries", 100_000, _parse_int(1, 10_000_000),
             "Most files, directories and symlinks one package may hold.", kind="integer"),
+    Setting("catalog.source", "", _parse_catalog_source,
+            "Where the App market reads its catalog: an http:// or https:// URL of a "
+            "catalog directory, or a directory path. Empty means DATA_DIR/catalog, the "
+            "catalog scripts/serve.sh builds from the recipes in apps/."),
     Setting("packages.unpack_sandbox", "bubblewrap", _parse_choice("bubblewrap", "none"),
             "Where packages are unpacked: bubblewrap (a sandbox with no network and one "
             "writable directory, a second wall behind the archive checks) or none (in the "
