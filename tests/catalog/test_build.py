@@ -18,7 +18,7 @@ def test_builds_every_recipe_into_an_index_of_verified_packages(app_build_root, 
     assert main(["catalog", "build", str(APPS), "-o", str(out), "--keys", str(keys),
                  "--build-dir", str(app_build_root)]) == 0
     index = json.loads((out / "index.json").read_text())
-    assert index["format"] == 1
+    assert index["format"] == 2
     by_title = {app["title"]: app for app in index["apps"]}
     wiki = by_title["TiddlyWiki"]
     spk = out / wiki["package"]
@@ -30,6 +30,10 @@ def test_builds_every_recipe_into_an_index_of_verified_packages(app_build_root, 
     assert (keys / "tiddlywiki.key").stat().st_mode & 0o077 == 0
     assert wiki["package_id"] in capsys.readouterr().out
     assert wiki["icon"] == "icons/tiddlywiki.svg"
+    assert wiki["detail"] == "apps/tiddlywiki.json"
+    detail = json.loads((out / wiki["detail"]).read_text())
+    assert "non-linear personal notebook" in detail["description"]
+    assert detail["change_log"].startswith("5.3.8")
     assert (out / wiki["icon"]).read_bytes() == (APPS / "tiddlywiki/icons/tiddlywiki.svg"
                                                  ).read_bytes()
 
