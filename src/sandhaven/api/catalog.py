@@ -40,7 +40,8 @@ class CatalogApp(BaseModel):
 
 
 class CatalogListing(BaseModel):
-    source: str = Field(description="the catalog.source setting in effect")
+    source: str = Field(description="where the catalog is read from (for admins; empty "
+                                    "for others)")
     apps: list[CatalogApp]
 
 
@@ -70,7 +71,7 @@ def list_catalog(request: Request, user: UserView = Depends(current_user),
     """The catalog's apps matching ``q`` (words in title, short description or
     author) and ``category``. 502 when the catalog cannot be read or is malformed."""
     catalog = services(request).catalog
-    return CatalogListing(source=catalog.source.location,
+    return CatalogListing(source=catalog.source.location if user.is_admin else "",
                           apps=[_app(m) for m in catalog.listing(q, category)])
 
 

@@ -1,0 +1,89 @@
+"""The App market end to end: a catalog built by `sandhaven catalog build` from the
+real TiddlyWiki recipe, a real `sandhaven serve` reading it (the default kind of
+source, a directory), and Debian's Chromium: log in, search the market, install
+TiddlyWiki in one click, press "New wiki", and see TiddlyWiki in the grain's frame."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from sandhaven.testing import start_server, stop_server
+
+APPS = Path(__file__).resolve().parents[2] / "apps"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def browser():  # type: ignore[no-untyped-def]
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+def build_tiddlywiki_catalog(root: Path, build_root: Path) -> Path:
+    """``sandhaven catalog build`` of an apps directory holding only TiddlyWiki."""
+    apps = root / "apps"
+    apps.mkdir()
+    os.symlink(APPS / "tiddlywiki", apps / "tiddlywiki")
+    out = root / "catalog"
+    done = subprocess.run(
+        [sys.executable, "-m", "sandhaven", "catalog", "build", str(apps), "-o", str(out),
+         "--keys", str(root / "keys"), "--build-dir", str(build_root)],
+        capture_output=True, text=True, timeout=300,
+        env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(build_root)})
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_install_tiddlywiki_from_the_market_in_one_click(browser, app_build_root):
+    from sandhaven.sandbox.testing import make_runtime_root, remove_tree
+
+    root = make_runtime_root()  # reachable by the grain user
+    catalog = build_tiddlywiki_catalog(root, app_build_root)
+    live = start_server(root / "data", "--dev", "--sandbox-runtime-dir", str(root / "run"),
+                        env={"SANDHAVEN_CATALOG_SOURCE": str(catalog)})
+    try:
+        page = browser.new_page()
+        page.goto(live.url + "/login")
+        page.get_by_role("button", name="Log in as Alice Dev").click()  # first: admin
+        page.get_by_role("navigation", name="Main").get_by_role("link",
+                                                                name="App market").click()
+        expect(page.get_by_role("heading", name="App market")).to_be_visible()
+        page.get_by_label("Search apps").fill("no such app")
+        page.get_by_role("button", name="Search").click()
+        expect(page.get_by_text("No app in the catalog matches.")).to_be_visible()
+        page.get_by_label("Search apps").fill("wiki")
+        page.get_by_role("button", name="Search").click()
+        expect(page.get_by_role("heading", name="TiddlyWiki")).to_be_visible()
+        icon = page.locator("li.app img").first
+        expect(icon).to_have_js_property("complete", True)
+        assert icon.evaluate("img => img.naturalWidth") > 0, "the catalog's icon loads"
+        page.get_by_role("button", name="Install TiddlyWiki").click()
+
+        expect(page.get_by_role("heading", name="Apps", exact=True)).to_be_visible()
+        expect(page.get_by_text("App package installed.")).to_be_visible()
+        page.get_by_role("button", name="New wiki").click()
+        expect(page.get_by_role("heading", name="Untitled wiki")).to_be_visible()
+        frame = page.frame_locator("#grain-frame")
+        # TiddlyWiki's own page, rendered in the browser from the grain.
+        expect(frame.locator(".tc-site-title")).to_be_visible(timeout=30_000)
+        assert page.locator("#grain-frame").get_attribute("src").startswith("http://ui-")
+
+        page.get_by_role("navigation", name="Main").get_by_role("link",
+                                                                name="App market").click()
+        expect(page.locator("li.app").get_by_text("Installed", exact=True)).to_be_visible()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "shell-market.png"))
+    finally:
+        stop_server(live)
+        remove_tree(root)
