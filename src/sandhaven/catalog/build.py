@@ -22,6 +22,7 @@ from typing import Any
 
 from sandhaven import __version__
 from sandhaven.catalog.index import INDEX_FORMAT, MAX_SCREENSHOT_BYTES
+from sandhaven.catalog.signing import SIGNATURE_FILE, catalog_key, sign_index
 from sandhaven.errors import InvalidInput, RecipeFailed
 from sandhaven.packages import archive
 from sandhaven.packages.keys import SigningKey, read_key_file, write_key_file
@@ -43,9 +44,10 @@ def find_recipes(apps_dir: Path) -> list[Path]:
 
 def build_catalog(apps_dir: Path, out_dir: Path, keys_dir: Path, build_root: Path,
                   sandhaven: str | None = None) -> dict[str, Any]:
-    """Build every recipe of ``apps_dir`` into ``out_dir`` and write its index; returns
-    the index. Each app is signed with ``keys_dir/<name>.key``, created (mode 0600)
-    when missing; recipe build trees go to ``build_root/<name>``. Raises RecipeFailed
+    """Build every recipe of ``apps_dir`` into ``out_dir`` and write its index, signed
+    with ``keys_dir/catalog.key`` (``signing.py``); returns the index. Each app is
+    signed with ``keys_dir/<name>.key``; keys are created (mode 0600) when missing;
+    recipe build trees go to ``build_root/<name>``. Raises RecipeFailed
     when a build script fails, and what verification raises for a bad package."""
     recipes = find_recipes(apps_dir)
     packages = out_dir / "packages"
@@ -55,9 +57,13 @@ def build_catalog(apps_dir: Path, out_dir: Path, keys_dir: Path, build_root: Pat
     keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     apps = [_build_one(recipe, packages, keys_dir, build_root, sandhaven) for recipe in recipes]
     index = {"format": INDEX_FORMAT, "apps": apps}
+    data = (json.dumps(index, indent=2, sort_keys=True) + "\n").encode()
     # Written whole, then renamed: a server reading the catalog never sees half an index.
+    sig = out_dir / f".{SIGNATURE_FILE}.tmp"
+    sig.write_text(sign_index(catalog_key(keys_dir), data))
     tmp = out_dir / ".index.json.tmp"
-    tmp.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    tmp.write_bytes(data)
+    sig.replace(out_dir / SIGNATURE_FILE)
     tmp.replace(out_dir / "index.json")
     return index
 

@@ -31,6 +31,7 @@ from sandhaven.catalog.index import (
     parse_detail,
     parse_index,
 )
+from sandhaven.catalog.signing import MAX_SIGNATURE_BYTES, SIGNATURE_FILE, verify_index
 from sandhaven.catalog.sources import CatalogSource, read
 from sandhaven.errors import CatalogError, NotFound
 from sandhaven.packages.install import InstallResult
@@ -63,6 +64,7 @@ class MarketApp:
 class CatalogService:
     source: CatalogSource
     packages: PackageService
+    public_key: str = ""  # when set, the index must carry a valid signature by it
     max_age: float = 300.0
     clock: Callable[[], float] = time.monotonic
     _index: CatalogIndex | None = None
@@ -78,7 +80,11 @@ class CatalogService:
             if fresh and not refresh:
                 assert self._index is not None
                 return self._index
-            index = parse_index(read(self.source, "index.json", MAX_INDEX_BYTES))
+            data = read(self.source, "index.json", MAX_INDEX_BYTES)
+            if self.public_key:
+                verify_index(self.public_key, data,
+                             read(self.source, SIGNATURE_FILE, MAX_SIGNATURE_BYTES))
+            index = parse_index(data)
             self._index, self._fetched = index, self.clock()
             return index
 

@@ -40,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def build_cmd(args: argparse.Namespace) -> int:
     from sandhaven.catalog.build import build_catalog
+    from sandhaven.catalog.signing import catalog_key
     from sandhaven.catalog.sources import default_location
     from sandhaven.cli.context import settings_from_args
 
@@ -50,4 +51,6 @@ def build_cmd(args: argparse.Namespace) -> int:
     for app in index["apps"]:
         print(f"{app['package_id']}  {app['title']} {app['marketing_version']}  "
               f"{app['package']}")
+    keys = args.keys or data_dir / "app-keys"
+    print(f"catalog key (setting catalog.key): {catalog_key(keys).app_id}")
     return 0

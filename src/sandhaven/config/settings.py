@@ -18,6 +18,7 @@ the value and what is wrong ("Setting 'port' has value 'x': not a valid integer.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -114,6 +115,13 @@ def _parse_catalog_source(value: Any) -> str:
     if "://" in value:
         raise ValueError("must be an http:// or https:// URL or a directory path")
     return str(Path(value).expanduser()) if value else ""
+
+
+def _parse_catalog_key(value: Any) -> str:
+    value = _parse_str(value).strip()
+    if value and not re.fullmatch(r"[0123456789acdefghjkmnpqrstuvwxyz]{52}", value):
+        raise ValueError("not a catalog public key (52 characters of Sandstorm base32)")
+    return value
 
 
 def _parse_wildcard(value: Any) -> str:
@@ -288,6 +296,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Where the App market reads its catalog: an http:// or https:// URL of a "
             "catalog directory, or a directory path. Empty means DATA_DIR/catalog, the "
             "catalog scripts/serve.sh builds from the recipes in apps/."),
+    Setting("catalog.key", "", _parse_catalog_key,
+            "Public half of the catalog key (52 characters, as `sandhaven catalog build` "
+            "prints it): the catalog's index must carry a valid signature by it. Empty: "
+            "for the default catalog, the key in DATA_DIR/app-keys/catalog.key when it "
+            "exists; for another source, the index is not checked (packages always are)."),
     Setting("packages.unpack_sandbox", "bubblewrap", _parse_choice("bubblewrap", "none"),
             "Where packages are unpacked: bubblewrap (a sandbox with no network and one "
             "writable directory, a second wall behind the archive checks) or none (in the "
