@@ -68,6 +68,9 @@ def test_install_tiddlywiki_from_the_market_in_one_click(browser, app_build_root
         icon = page.locator("li.app img").first
         expect(icon).to_have_js_property("complete", True)
         assert icon.evaluate("img => img.naturalWidth") > 0, "the catalog's icon loads"
+        page.get_by_role("link", name="TiddlyWiki").click()  # its detail page
+        expect(page.get_by_text("non-linear personal notebook")).to_be_visible()
+        expect(page.get_by_text("BSD-3-Clause")).to_be_visible()
         page.get_by_role("button", name="Install TiddlyWiki").click()
 
         expect(page.get_by_role("heading", name="Apps", exact=True)).to_be_visible()
@@ -84,6 +87,11 @@ def test_install_tiddlywiki_from_the_market_in_one_click(browser, app_build_root
         expect(page.locator("li.app").get_by_text("Installed", exact=True)).to_be_visible()
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "shell-market.png"))
+        page.set_viewport_size({"width": 390, "height": 844})
+        for path in ("/market", page.locator("li.app h2 a").get_attribute("href")):
+            page.goto(live.url + path)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"{path} must not scroll sideways on a phone"
     finally:
         stop_server(live)
         remove_tree(root)

@@ -135,3 +135,6 @@ def test_the_api_lists_installs_and_reports_updates(make_shell, catalog_dir, tmp
     assert refused.status_code == 502 and refused.json()["error"]["code"] == "catalog"
     assert "has version 1, not the 2" in refused.json()["error"]["message"]
     assert [a.version for a in services.packages.apps()] == [1]
+    services.catalog.check()  # what the server's maintenance runs daily
+    assert "Updates available in the" in client.get("/apps").text
+    assert "Updates available" in client.get("/market").text

@@ -145,6 +145,8 @@ class CatalogService:
         with tempfile.TemporaryFile(dir=svc.packages_dir, prefix=".download-") as f:
             download_verified(self.source, entry, f, svc.limits)
             result = svc.install(f, installed_by)
+        self.updates = [m for m in self.updates
+                        if m.entry.app_id != result.app_id or m.entry.version > result.version]
         log.info("catalog_install", app_id=app_id, package_id=result.package_id,
                  version=result.version, created=result.created)
         return result
