@@ -66,7 +66,7 @@ def market_app(request: Request, app_id: AppIdPath,
                   app=found[0], detail=detail)
 
 
-def _image(request: Request, fetch) -> Response:  # type: ignore[no-untyped-def]
+def _image(fetch) -> Response:  # type: ignore[no-untyped-def]
     try:
         data, media_type = fetch()
     except CatalogError:
@@ -77,14 +77,14 @@ def _image(request: Request, fetch) -> Response:  # type: ignore[no-untyped-def]
 @router.get("/market/{app_id}/icon")
 def market_icon(request: Request, app_id: AppIdPath,
                 user: UserView = Depends(current_user)) -> Response:
-    return _image(request, lambda: services(request).catalog.icon(app_id))
+    return _image(lambda: services(request).catalog.icon(app_id))
 
 
 @router.get("/market/{app_id}/screenshots/{number}")
 def market_screenshot(request: Request, app_id: AppIdPath,
                       number: Annotated[int, Path(ge=0, le=19)],
                       user: UserView = Depends(current_user)) -> Response:
-    return _image(request, lambda: services(request).catalog.screenshot(app_id, number))
+    return _image(lambda: services(request).catalog.screenshot(app_id, number))
 
 
 @router.post("/market/{app_id}/install")
