@@ -10,24 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from sandhaven.testing import start_server, stop_server
+from tests.ui import SESSION_HOST, dev_login, grain_frame, screenshot
 
 APPS = Path(__file__).resolve().parents[2] / "apps"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture
-def browser():  # type: ignore[no-untyped-def]
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
 
 
 def build_tiddlywiki_catalog(root: Path, build_root: Path) -> Path:
@@ -53,9 +41,7 @@ def test_install_tiddlywiki_from_the_market_in_one_click(browser, app_build_root
     live = start_server(root / "data", "--dev", "--sandbox-runtime-dir", str(root / "run"),
                         env={"SANDHAVEN_CATALOG_SOURCE": str(catalog)})
     try:
-        page = browser.new_page()
-        page.goto(live.url + "/login")
-        page.get_by_role("button", name="Log in as Alice Dev").click()  # first: admin
+        page = dev_login(browser, live.url)  # the first dev account: admin
         page.get_by_role("navigation", name="Main").get_by_role("link",
                                                                 name="App market").click()
         expect(page.get_by_role("heading", name="App market")).to_be_visible()
@@ -77,16 +63,15 @@ def test_install_tiddlywiki_from_the_market_in_one_click(browser, app_build_root
         expect(page.get_by_text("App package installed.")).to_be_visible()
         page.get_by_role("button", name="New wiki").click()
         expect(page.get_by_role("heading", name="Untitled wiki")).to_be_visible()
-        frame = page.frame_locator("#grain-frame")
+        frame = grain_frame(page)
+        assert SESSION_HOST.match(frame.url)
         # TiddlyWiki's own page, rendered in the browser from the grain.
         expect(frame.locator(".tc-site-title")).to_be_visible(timeout=30_000)
-        assert page.locator("#grain-frame").get_attribute("src").startswith("http://ui-")
 
         page.get_by_role("navigation", name="Main").get_by_role("link",
                                                                 name="App market").click()
         expect(page.locator("li.app").get_by_text("Installed", exact=True)).to_be_visible()
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "shell-market.png"))
+        screenshot(page, "shell-market")
         page.set_viewport_size({"width": 390, "height": 844})
         for path in ("/market", page.locator("li.app h2 a").get_attribute("href")):
             page.goto(live.url + path)
