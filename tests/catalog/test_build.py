@@ -52,3 +52,27 @@ def test_a_failing_recipe_is_named_and_exits_19(tmp_path, capsys):
 def test_a_directory_without_recipes_is_refused(tmp_path, capsys):
     assert main(["catalog", "build", str(tmp_path), "-o", str(tmp_path / "out")]) == 2
     assert "No app recipes" in capsys.readouterr().err
+
+
+def test_without_paths_everything_goes_under_the_data_dir(tmp_path, capsys):
+    from tests.catalog.conftest import hello_recipe
+
+    hello_recipe(tmp_path / "apps")
+    data = tmp_path / "data"
+    assert main(["catalog", "build", str(tmp_path / "apps"), "--data-dir", str(data)]) == 0
+    index = json.loads((data / "catalog" / "index.json").read_text())
+    assert index["apps"][0]["title"] == "Hello"
+    catalog_key = read_key_file(data / "app-keys" / "catalog.key").app_id
+    assert f"catalog key (setting catalog.key): {catalog_key}" in capsys.readouterr().out
+    assert (data / "app-keys" / "hello.key").is_file()
+    assert (data / "build" / "apps" / "hello" / ".catalog-stamp").is_file()
+
+
+def test_a_recipe_that_writes_no_package_is_named(tmp_path, capsys):
+    recipe = tmp_path / "apps" / "silent"
+    recipe.mkdir(parents=True)
+    (recipe / "sandhaven-pkgdef.toml").write_text("")
+    (recipe / "build.sh").write_text("exit 0\n")
+    assert main(["catalog", "build", str(tmp_path / "apps"), "-o", str(tmp_path / "out"),
+                 "--keys", str(tmp_path / "keys"), "--build-dir", str(tmp_path / "b")]) == 19
+    assert "'silent' build.sh exited 0 but wrote no package" in capsys.readouterr().err
