@@ -45,6 +45,9 @@ def test_install_tiddlywiki_from_the_market_in_one_click(browser, app_build_root
         page.get_by_role("navigation", name="Main").get_by_role("link",
                                                                 name="App market").click()
         expect(page.get_by_role("heading", name="App market")).to_be_visible()
+        page.get_by_label("Category").select_option("office")  # searches at once
+        page.wait_for_url("**/market?q=&category=office")
+        expect(page.get_by_role("heading", name="TiddlyWiki")).to_be_visible()
         page.get_by_label("Search apps").fill("no such app")
         page.get_by_role("button", name="Search").click()
         expect(page.get_by_text("No app in the catalog matches.")).to_be_visible()
