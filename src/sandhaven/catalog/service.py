@@ -62,6 +62,12 @@ class MarketApp:
 
 @dataclass
 class CatalogService:
+    """One server's catalog: ``source`` to read it, ``packages`` to install into.
+    Methods that read the catalog raise CatalogError (502) when it cannot be read,
+    is malformed or, with ``public_key`` set, its index signature does not verify;
+    NotFound for an app ID the index does not list. Thread-safe (the shell calls
+    it from worker threads)."""
+
     source: CatalogSource
     packages: PackageService
     public_key: str = ""  # when set, the index must carry a valid signature by it
