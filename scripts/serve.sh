@@ -7,12 +7,12 @@
 # signing keys to DATA_DIR/app-keys, build trees to DATA_DIR/build/apps; set
 # SANDHAVEN_DATA_DIR to move all of it. Recipes whose files did not change since
 # the last build are not built again, so a second run starts in seconds. A
-# recipe that fails to build (no network for npm, say) is reported and the
-# server starts anyway; the App market then says what is missing.
+# recipe that fails to build (no network for npm, say) is reported, the catalog
+# lists the others, and the server starts anyway.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-if ! .venv/bin/sandhaven catalog build apps; then
-  echo "serve.sh: the app catalog could not be built (see above); serving without it." >&2
+if ! .venv/bin/sandhaven catalog build apps --keep-going; then
+  echo "serve.sh: some apps could not be built (see above); the catalog lists the others." >&2
 fi
 exec .venv/bin/sandhaven serve "$@"

@@ -76,3 +76,22 @@ def test_a_recipe_that_writes_no_package_is_named(tmp_path, capsys):
     assert main(["catalog", "build", str(tmp_path / "apps"), "-o", str(tmp_path / "out"),
                  "--keys", str(tmp_path / "keys"), "--build-dir", str(tmp_path / "b")]) == 19
     assert "'silent' build.sh exited 0 but wrote no package" in capsys.readouterr().err
+
+
+def test_keep_going_lists_the_recipes_that_built(tmp_path, capsys):
+    from tests.catalog.conftest import hello_recipe
+
+    hello_recipe(tmp_path / "apps")
+    broken = tmp_path / "apps" / "broken"
+    broken.mkdir()
+    (broken / "sandhaven-pkgdef.toml").write_text("")
+    (broken / "build.sh").write_text("echo 'npm: network unreachable' >&2\nexit 1\n")
+    args = ["catalog", "build", str(tmp_path / "apps"), "-o", str(tmp_path / "out"),
+            "--keys", str(tmp_path / "keys"), "--build-dir", str(tmp_path / "b")]
+    assert main(args) == 19
+    assert not (tmp_path / "out" / "index.json").exists()  # without it: nothing written
+    assert main([*args, "--keep-going"]) == 19
+    err = capsys.readouterr().err
+    assert "1 of 2 recipes failed" in err and "'broken'" in err and "network unreachable" in err
+    index = json.loads((tmp_path / "out" / "index.json").read_text())
+    assert [a["title"] for a in index["apps"]] == ["Hello"]

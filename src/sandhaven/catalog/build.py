@@ -43,19 +43,29 @@ def find_recipes(apps_dir: Path) -> list[Path]:
 
 
 def build_catalog(apps_dir: Path, out_dir: Path, keys_dir: Path, build_root: Path,
-                  sandhaven: str | None = None) -> dict[str, Any]:
+                  sandhaven: str | None = None, *, keep_going: bool = False
+                  ) -> dict[str, Any]:
     """Build every recipe of ``apps_dir`` into ``out_dir`` and write its index, signed
     with ``keys_dir/catalog.key`` (``signing.py``); returns the index. Each app is
     signed with ``keys_dir/<name>.key``; keys are created (mode 0600) when missing;
     recipe build trees go to ``build_root/<name>``. Raises RecipeFailed
-    when a build script fails, and what verification raises for a bad package."""
+    when a build script fails, and what verification raises for a bad package;
+    with ``keep_going`` the other recipes are still built and listed, and then
+    RecipeFailed names every recipe that failed."""
     recipes = find_recipes(apps_dir)
     packages = out_dir / "packages"
     packages.mkdir(parents=True, exist_ok=True)
     for folder in ("icons", "apps", "screenshots"):
         (out_dir / folder).mkdir(exist_ok=True)
     keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    apps = [_build_one(recipe, packages, keys_dir, build_root, sandhaven) for recipe in recipes]
+    apps, failed = [], []
+    for recipe in recipes:
+        try:
+            apps.append(_build_one(recipe, packages, keys_dir, build_root, sandhaven))
+        except InvalidInput as exc:  # RecipeFailed and every package error
+            if not keep_going:
+                raise
+            failed.append(str(exc))
     index = {"format": INDEX_FORMAT, "apps": apps}
     data = (json.dumps(index, indent=2, sort_keys=True) + "\n").encode()
     # Written whole, then renamed: a server reading the catalog never sees half an index.
@@ -65,6 +75,9 @@ def build_catalog(apps_dir: Path, out_dir: Path, keys_dir: Path, build_root: Pat
     tmp.write_bytes(data)
     sig.replace(out_dir / SIGNATURE_FILE)
     tmp.replace(out_dir / "index.json")
+    if failed:
+        raise RecipeFailed(f"{len(failed)} of {len(recipes)} recipes failed; the catalog "
+                           f"lists the others. " + " | ".join(failed))
     return index
 
 

@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "(default DATA_DIR/app-keys)")
     build.add_argument("--build-dir", type=Path, metavar="DIR",
                        help="where recipes assemble their trees (default DATA_DIR/build/apps)")
+    build.add_argument("--keep-going", action="store_true",
+                       help="build and list the other recipes when one fails (exit 19 "
+                            "still names it)")
     build.set_defaults(handler=build_cmd)
 
 
@@ -47,7 +50,8 @@ def build_cmd(args: argparse.Namespace) -> int:
     data_dir = Path(settings_from_args(args).data_dir)
     index = build_catalog(args.apps_dir, args.output or default_location(data_dir),
                           args.keys or data_dir / "app-keys",
-                          args.build_dir or data_dir / "build" / "apps")
+                          args.build_dir or data_dir / "build" / "apps",
+                          keep_going=args.keep_going)
     for app in index["apps"]:
         print(f"{app['package_id']}  {app['title']} {app['marketing_version']}  "
               f"{app['package']}")
