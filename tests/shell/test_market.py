@@ -103,7 +103,7 @@ def test_an_unreadable_catalog_gives_its_message_not_a_500(make_shell, catalog_d
     assert page.status_code == 502 and "The catalog&#39;s index is malformed: apps[0]" in page.text
 
 
-def test_the_api_lists_installs_and_reports_updates(make_shell, catalog_dir, tmp_path):
+def test_the_api_lists_installs_and_reports_updates(make_shell, catalog_dir):
     services, client = make_shell(**{"catalog.source": str(catalog_dir)})
     admin = services.identity.users.create("root@example.org", "Root", is_admin=True)
     app_id = app_id_of(catalog_dir)
