@@ -137,4 +137,5 @@ def test_the_api_lists_installs_and_reports_updates(make_shell, catalog_dir):
     assert [a.version for a in services.packages.apps()] == [1]
     services.catalog.check()  # what the server's maintenance runs daily
     assert "Updates available in the" in client.get("/apps").text
-    assert "Updates available" in client.get("/market").text
+    market = client.get("/market").text
+    assert "Updates available" in market and 'aria-label="Update Hello"' in market
