@@ -60,6 +60,7 @@ def test_install_tiddlywiki_from_the_market_in_one_click(browser, app_build_root
         page.get_by_role("link", name="TiddlyWiki").click()  # its detail page
         expect(page.get_by_text("non-linear personal notebook")).to_be_visible()
         expect(page.get_by_text("BSD-3-Clause")).to_be_visible()
+        screenshot(page, "shell-market-detail")
         page.get_by_role("button", name="Install TiddlyWiki").click()
 
         expect(page.get_by_role("heading", name="Apps", exact=True)).to_be_visible()
