@@ -1,0 +1,108 @@
+"""The An Otter Wiki recipe (apps/otterwiki): built from PyPI with a fresh key,
+installed into an in-process server, run in a real sandbox with Debian's Python."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sandhaven.packages.keys import SigningKey, write_key_file
+from sandhaven.packages.spk import open_spk, verify, verify_file
+from tests.conftest import GrainServer, bearer
+from tests.grains.test_grains import grain_http
+
+RECIPE = Path(__file__).parents[2] / "apps" / "otterwiki"
+SANDHAVEN = Path(sys.executable).parent / "sandhaven"
+RENEE = {"X-Sandstorm-Username": "Ren%C3%A9e%20D.",
+         "X-Sandstorm-User-Id": "0123456789abcdef0123456789abcdef"}
+EDITOR = {**RENEE, "X-Sandstorm-Permissions": "edit"}
+VIEWER = {"X-Sandstorm-Username": "Vic", "X-Sandstorm-User-Id": "f" * 32,
+          "X-Sandstorm-Permissions": ""}
+
+
+@pytest.fixture
+def otterwiki_build_dir(app_build_root: Path) -> Path:
+    return app_build_root / "otterwiki"
+
+
+def build(build_dir: Path, out_dir: Path) -> tuple[Path, SigningKey]:
+    key = SigningKey.generate()
+    write_key_file(key, out_dir / "otterwiki.key")
+    spk = out_dir / "otterwiki.spk"
+    subprocess.run([str(RECIPE / "build.sh"), str(out_dir / "otterwiki.key"), str(spk),
+                    str(build_dir)], check=True, timeout=300,
+                   env={"PATH": "/usr/bin:/bin", "SANDHAVEN": str(SANDHAVEN),
+                        "HOME": str(build_dir)})
+    return spk, key
+
+
+def csrf(page: httpx.Response) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found, page.text[:500]
+    return found.group(1)
+
+
+def save(wiki: httpx.Client, path: str, text: str, headers: dict[str, str]) -> httpx.Response:
+    """Save a page the way the editor's form does: its CSRF token, then the POST."""
+    token = csrf(wiki.get(f"/{path}/edit", headers=EDITOR))
+    return wiki.post(f"/{path}/save", headers=headers, data={
+        "csrf_token": token, "content": text, "commit": f"Update {path}"})
+
+
+def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(
+        otterwiki_build_dir, tmp_path):
+    spk, key = build(otterwiki_build_dir, tmp_path)
+    assert verify_file(spk)["app_id"] == key.app_id  # every entry checks out
+    with open_spk(spk) as f:
+        manifest = verify(f).manifest
+    assert manifest.app.title == "An Otter Wiki" and manifest.app.port == 8000
+    assert [r.permissions for r in manifest.roles] == [["edit"], []]
+    assert manifest.metadata.license.spdx == "MIT"
+
+
+def test_editors_save_pages_with_their_name_viewers_cannot_and_pages_survive_a_restart(
+        grain_server: GrainServer, otterwiki_build_dir, tmp_path):
+    spk, key = build(otterwiki_build_dir, tmp_path)
+    app_id = grain_server.services.packages.install(spk).app_id
+    assert app_id == key.app_id
+    bearer(grain_server.client, grain_server.services, "a@example.org", "Ann")
+    made = grain_server.client.post("/api/v1/grains", json={
+        "app_id": app_id, "action": 0, "title": "Team wiki"})
+    assert made.status_code == 201
+    gid = made.json()["id"]
+    with grain_http(grain_server.run(gid)) as wiki:
+        home = wiki.get("/Home", headers=VIEWER)
+        assert home.status_code == 200 and "An Otter Wiki" in home.text
+        saved = save(wiki, "Groceries", "# Groceries\n\nmilk, bread", EDITOR)
+        assert saved.status_code in (200, 302), saved.text[:500]
+        assert "milk, bread" in wiki.get("/Groceries", headers=VIEWER).text
+        # The commit's author is the platform's (decoded) user name.
+        history = wiki.get("/Groceries/history", headers=VIEWER)
+        assert "Renée D." in history.text
+        # A viewer cannot open the editor or save, even claiming Otter Wiki's own
+        # role header: the glue drops what the client sent.
+        assert wiki.get("/Groceries/edit", headers=VIEWER).status_code == 403
+        forged = {**VIEWER, "X-Otterwiki-Roles": "READ,WRITE,ADMIN"}
+        assert save(wiki, "Groceries", "nothing", forged).status_code == 403
+        # The wiki's settings need the owner's `administer` permission.
+        sidebar = "/-/admin/sidebar_preferences"
+        assert wiki.get(sidebar, headers=EDITOR).status_code == 403
+        assert wiki.get(sidebar, headers={**EDITOR, "X-Sandstorm-Permissions": "edit,administer"}
+                        ).status_code == 200
+        assert "nothing" not in wiki.get("/Groceries", headers=VIEWER).text
+        # Inside the shell's frame (a *.localhost host) the wiki's session cookie,
+        # which carries the form's CSRF token, is one a cross-site frame can use.
+        wiki.cookies.clear()
+        framed = wiki.get("/Groceries/edit", headers={
+            **EDITOR, "Host": "ui-0123.localhost:6080"})
+        cookie = framed.headers["set-cookie"]
+        assert "SameSite=None" in cookie and "Secure" in cookie and "Partitioned" in cookie
+    stopped = grain_server.client.post(f"/api/v1/grains/{gid}/stop")
+    assert stopped.json()["state"] == "stopped"
+    with grain_http(grain_server.run(gid)) as wiki:
+        assert "milk, bread" in wiki.get("/Groceries", headers=VIEWER).text
