@@ -1,0 +1,127 @@
+"""The GitWeb recipe (apps/gitweb): glue packed with a fresh key, installed into an
+in-process server, run in a real sandbox with Debian's gitweb, git and lighttpd;
+a real ``git`` client pushes and clones through the grain's socket."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sandhaven.packages.keys import SigningKey, write_key_file
+from sandhaven.packages.spk import open_spk, verify, verify_file
+from tests.conftest import GrainServer, bearer
+from tests.grains.test_grains import grain_http
+
+RECIPE = Path(__file__).parents[2] / "apps" / "gitweb"
+SANDHAVEN = Path(sys.executable).parent / "sandhaven"
+REPO = "/git/repository.git"
+GIT_ENV = {"PATH": "/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0",
+           "GIT_AUTHOR_NAME": "Ann", "GIT_AUTHOR_EMAIL": "ann@example.org",
+           "GIT_COMMITTER_NAME": "Ann", "GIT_COMMITTER_EMAIL": "ann@example.org"}
+
+
+def build(out_dir: Path) -> tuple[Path, SigningKey]:
+    key = SigningKey.generate()
+    write_key_file(key, out_dir / "gitweb.key")
+    spk = out_dir / "gitweb.spk"
+    subprocess.run([str(RECIPE / "build.sh"), str(out_dir / "gitweb.key"), str(spk),
+                    str(out_dir / "build")], check=True, timeout=60,
+                   env={"PATH": "/usr/bin:/bin", "SANDHAVEN": str(SANDHAVEN)})
+    return spk, key
+
+
+@contextmanager
+def tcp_to(sock: Path) -> Iterator[int]:
+    """A loopback TCP port relaying each connection to the grain's Unix socket, so
+    that a real git client (which speaks only TCP) reaches the grain."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def pipe(src: socket.socket, dst: socket.socket) -> None:
+        with src, dst:
+            while data := src.recv(65536):
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+
+    def accept() -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            grain = socket.socket(socket.AF_UNIX)
+            grain.connect(str(sock))
+            threading.Thread(target=pipe, args=(client, grain.dup()), daemon=True).start()
+            threading.Thread(target=pipe, args=(grain, client.dup()), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
+
+
+def git(*args: str, cwd: Path, permissions: str | None = None,
+        check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run git with the identity headers the platform would add on the API host."""
+    headers = [] if permissions is None else [
+        "-c", f"http.extraHeader=X-Sandstorm-Permissions: {permissions}"]
+    return subprocess.run(["git", *headers, *args], cwd=cwd, env=GIT_ENV, check=check,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(tmp_path):
+    spk, key = build(tmp_path)
+    assert verify_file(spk)["app_id"] == key.app_id
+    with open_spk(spk) as f:
+        manifest = verify(f).manifest
+    assert manifest.app.title == "GitWeb" and manifest.app.api_path == REPO + "/"
+    assert [r.permissions for r in manifest.roles] == [["edit"], []]
+
+
+def test_editors_push_viewers_clone_but_cannot_push_and_gitweb_shows_commits(
+        grain_server: GrainServer, tmp_path):
+    spk, _ = build(tmp_path)
+    app_id = grain_server.services.packages.install(spk).app_id
+    bearer(grain_server.client, grain_server.services, "a@example.org", "Ann")
+    made = grain_server.client.post("/api/v1/grains", json={
+        "app_id": app_id, "action": 0, "title": "Project"})
+    assert made.status_code == 201
+    gid = made.json()["id"]
+    work = tmp_path / "work"
+    work.mkdir()
+    git("init", "-q", "-b", "main", cwd=work)
+    (work / "README").write_text("hello\n")
+    git("add", "README", cwd=work)
+    git("commit", "-q", "-m", "First commit from Ann", cwd=work)
+    sock = grain_server.run(gid)
+    with tcp_to(sock) as port:
+        url = f"http://127.0.0.1:{port}{REPO}"
+        # A viewer is refused before git runs, for the advertisement and the pack.
+        refused = git("push", url, "main", cwd=work, permissions="", check=False)
+        assert refused.returncode != 0 and "403" in refused.stderr
+        pushed = git("push", url, "main", cwd=work, permissions="edit", check=False)
+        assert pushed.returncode == 0, pushed.stderr
+        cloned = git("clone", "-q", url, str(tmp_path / "clone"), cwd=tmp_path, permissions="")
+        assert cloned.returncode == 0
+        assert (tmp_path / "clone" / "README").read_text() == "hello\n"
+    with grain_http(sock) as web:
+        home = web.get("/")
+        assert home.status_code == 200 and "repository.git" in home.text
+        log = web.get("/", params={"p": "repository.git", "a": "log"})
+        assert "First commit from Ann" in log.text
+        css = web.get("/static/gitweb.css")
+        assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+        # The pack endpoint itself refuses a viewer, whatever the client sends.
+        assert web.post(f"{REPO}/git-receive-pack", content=b"0000").status_code == 403
+        assert web.get(f"{REPO}/info/refs", params={"service": "git-receive-pack"},
+                       headers={"X-Sandstorm-Permissions": "comment"}).status_code == 403
+    stopped = grain_server.client.post(f"/api/v1/grains/{gid}/stop")
+    assert stopped.json()["state"] == "stopped"
+    with grain_http(grain_server.run(gid)) as web:
+        log = web.get("/", params={"p": "repository.git", "a": "log"})
+        assert "First commit from Ann" in log.text
