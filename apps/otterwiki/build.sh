@@ -31,7 +31,7 @@ if [[ "$(cat "$tree/.pins" 2>/dev/null || true)" != "$pins" ]]; then
   mkdir -p "$tree"
   # shellcheck disable=SC2086
   "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-compile \
-    --no-warn-script-location --target "$tree/lib" $pins
+    --no-warn-script-location --root-user-action=ignore --target "$tree/lib" $pins
   rm -rf "$tree/lib/bin"
   "$PYTHON" -m compileall -q -j 0 --invalidation-mode unchecked-hash "$tree/lib"
   printf '%s' "$pins" > "$tree/.pins"

@@ -4,20 +4,27 @@ installed into an in-process server, run in a real sandbox with Debian's Python.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
-from sandhaven.packages.keys import SigningKey, write_key_file
+from sandhaven.packages.keys import SigningKey
 from sandhaven.packages.spk import open_spk, verify, verify_file
+from tests.apps.conftest import AppServer, RecipeCache, build_recipe
 from tests.conftest import GrainServer, bearer
 from tests.grains.test_grains import grain_http
+from tests.ui import (
+    dev_login,
+    grain_frame,
+    new_grain,
+    open_link,
+    screenshot,
+    share_link,
+    stop_and_reopen,
+)
 
-RECIPE = Path(__file__).parents[2] / "apps" / "otterwiki"
-SANDHAVEN = Path(sys.executable).parent / "sandhaven"
 RENEE = {"X-Sandstorm-Username": "Ren%C3%A9e%20D.",
          "X-Sandstorm-User-Id": "0123456789abcdef0123456789abcdef"}
 EDITOR = {**RENEE, "X-Sandstorm-Permissions": "edit"}
@@ -31,14 +38,8 @@ def otterwiki_build_dir(app_build_root: Path) -> Path:
 
 
 def build(build_dir: Path, out_dir: Path) -> tuple[Path, SigningKey]:
-    key = SigningKey.generate()
-    write_key_file(key, out_dir / "otterwiki.key")
-    spk = out_dir / "otterwiki.spk"
-    subprocess.run([str(RECIPE / "build.sh"), str(out_dir / "otterwiki.key"), str(spk),
-                    str(build_dir)], check=True, timeout=300,
-                   env={"PATH": "/usr/bin:/bin", "SANDHAVEN": str(SANDHAVEN),
-                        "HOME": str(build_dir)})
-    return spk, key
+    built = build_recipe("otterwiki", build_dir, out_dir)
+    return built.spk, built.key
 
 
 def csrf(page: httpx.Response) -> str:
@@ -106,3 +107,52 @@ def test_editors_save_pages_with_their_name_viewers_cannot_and_pages_survive_a_r
     assert stopped.json()["state"] == "stopped"
     with grain_http(grain_server.run(gid)) as wiki:
         assert "milk, bread" in wiki.get("/Groceries", headers=VIEWER).text
+
+
+@pytest.mark.all_apps
+def test_a_page_written_in_the_browser_survives_reload_and_restart_and_viewers_cannot_edit(
+        app_server: AppServer, recipes: RecipeCache, browser):
+    """Through An Otter Wiki's own editor in the shell's iframe on the session host."""
+    app_server.install(recipes.get("otterwiki"))
+    page = dev_login(browser, app_server.url)
+    wiki = new_grain(page, "New wiki")
+    wiki.get_by_role("link", name="Create page").first.click()
+    wiki.locator("#pagename").fill("Groceries")
+    wiki.get_by_role("button", name="Create and open in editor").click()
+    editor = wiki.locator(".cm-content")
+    editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("# Groceries\n\nmilk, bread and Renée's cheese\n")
+    wiki.locator("#save-page-btn").click()
+    wiki.locator("#commit-message").fill("A list for the week")
+    wiki.get_by_role("button", name="Save", exact=True).click()
+    expect(wiki.get_by_text("milk, bread and Renée's cheese")).to_be_visible()
+    page.reload()
+    wiki = grain_frame(page)
+    wiki.goto(wiki.url.rstrip("/") + "/Groceries/history")
+    # The commit's author is the name from the identity headers.
+    expect(wiki.get_by_text("Alice Dev").first).to_be_visible()
+    expect(wiki.get_by_text("A list for the week")).to_be_visible()
+    wiki = stop_and_reopen(page)
+    wiki.goto(wiki.url.rstrip("/") + "/Groceries")
+    expect(wiki.get_by_text("milk, bread and Renée's cheese")).to_be_visible()
+    screenshot(page, "apps/otterwiki")
+    link = share_link(page, "can view", "for Bob")
+    bob = dev_login(browser, app_server.url, "Bob Dev")
+    seen = open_link(bob, link, as_name="Bob Dev")
+    seen.goto(seen.url.rstrip("/") + "/Groceries")
+    expect(seen.get_by_text("milk, bread and Renée's cheese")).to_be_visible()
+    # The wiki refuses a viewer's editor and save (with a valid CSRF token of the
+    # viewer's own session), whatever the page shows.
+    refused = seen.evaluate("""async () => {
+        const edit = await fetch('Groceries/edit');
+        const form = new FormData();
+        form.append('content', 'nothing');
+        form.append('commit', 'vandalism');
+        form.append('csrf_token', document.querySelector('meta[name=csrf-token]').content);
+        const save = await fetch('Groceries/save', {method: 'POST', body: form});
+        return [edit.status, save.status];
+    }""")
+    assert refused == [403, 403]
+    seen.goto(seen.url)
+    expect(seen.get_by_text("milk, bread and Renée's cheese")).to_be_visible()
