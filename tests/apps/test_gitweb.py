@@ -6,19 +6,21 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sandhaven.packages.keys import SigningKey, write_key_file
+import pytest
+from playwright.sync_api import Page, expect
+
+from sandhaven.packages.keys import SigningKey
 from sandhaven.packages.spk import open_spk, verify, verify_file
+from tests.apps.conftest import AppServer, RecipeCache, build_recipe
 from tests.conftest import GrainServer, bearer
 from tests.grains.test_grains import grain_http
+from tests.ui import dev_login, grain_frame, new_grain, screenshot, stop_and_reopen
 
-RECIPE = Path(__file__).parents[2] / "apps" / "gitweb"
-SANDHAVEN = Path(sys.executable).parent / "sandhaven"
 REPO = "/git/repository.git"
 GIT_ENV = {"PATH": "/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0",
            "GIT_AUTHOR_NAME": "Ann", "GIT_AUTHOR_EMAIL": "ann@example.org",
@@ -26,13 +28,8 @@ GIT_ENV = {"PATH": "/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PR
 
 
 def build(out_dir: Path) -> tuple[Path, SigningKey]:
-    key = SigningKey.generate()
-    write_key_file(key, out_dir / "gitweb.key")
-    spk = out_dir / "gitweb.spk"
-    subprocess.run([str(RECIPE / "build.sh"), str(out_dir / "gitweb.key"), str(spk),
-                    str(out_dir / "build")], check=True, timeout=60,
-                   env={"PATH": "/usr/bin:/bin", "SANDHAVEN": str(SANDHAVEN)})
-    return spk, key
+    built = build_recipe("gitweb", out_dir / "build", out_dir)
+    return built.spk, built.key
 
 
 @contextmanager
@@ -65,13 +62,27 @@ def tcp_to(sock: Path) -> Iterator[int]:
         server.close()
 
 
-def git(*args: str, cwd: Path, permissions: str | None = None,
+def git(*args: str, cwd: Path, permissions: str | None = None, header: str | None = None,
         check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run git with the identity headers the platform would add on the API host."""
-    headers = [] if permissions is None else [
-        "-c", f"http.extraHeader=X-Sandstorm-Permissions: {permissions}"]
-    return subprocess.run(["git", *headers, *args], cwd=cwd, env=GIT_ENV, check=check,
+    """Run git; ``permissions``: the identity header the platform would add on the API
+    host (for tests on the grain's socket); ``header``: another extra HTTP header."""
+    options = []
+    if permissions is not None:
+        options += ["-c", f"http.extraHeader=X-Sandstorm-Permissions: {permissions}"]
+    if header is not None:
+        options += ["-c", f"http.extraHeader={header}"]
+    return subprocess.run(["git", *options, *args], cwd=cwd, env=GIT_ENV, check=check,
                           capture_output=True, text=True, timeout=60)
+
+
+def small_repository(work: Path, message: str) -> Path:
+    """A repository at ``work`` with one commit of a README, on branch main."""
+    work.mkdir()
+    git("init", "-q", "-b", "main", cwd=work)
+    (work / "README").write_text("hello\n")
+    git("add", "README", cwd=work)
+    git("commit", "-q", "-m", message, cwd=work)
+    return work
 
 
 def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(tmp_path):
@@ -92,12 +103,7 @@ def test_editors_push_viewers_clone_but_cannot_push_and_gitweb_shows_commits(
         "app_id": app_id, "action": 0, "title": "Project"})
     assert made.status_code == 201
     gid = made.json()["id"]
-    work = tmp_path / "work"
-    work.mkdir()
-    git("init", "-q", "-b", "main", cwd=work)
-    (work / "README").write_text("hello\n")
-    git("add", "README", cwd=work)
-    git("commit", "-q", "-m", "First commit from Ann", cwd=work)
+    work = small_repository(tmp_path / "work", "First commit from Ann")
     sock = grain_server.run(gid)
     with tcp_to(sock) as port:
         url = f"http://127.0.0.1:{port}{REPO}"
@@ -125,3 +131,49 @@ def test_editors_push_viewers_clone_but_cannot_push_and_gitweb_shows_commits(
     with grain_http(grain_server.run(gid)) as web:
         log = web.get("/", params={"p": "repository.git", "a": "log"})
         assert "First commit from Ann" in log.text
+
+
+def api_token(page: Page, role: str, label: str) -> tuple[str, str]:
+    """Create an API token on the open grain page for the role shown as ``role``;
+    returns (API URL, token) from the webkey ``<api-url>#<token>``."""
+    page.locator("summary", has_text="API token").click()
+    page.get_by_label("Role").select_option(label=role)
+    page.locator("#token-label").fill(label)
+    page.get_by_role("button", name="Create API token").click()
+    url, _, token = page.locator("#webkey").text_content().strip().partition("#")
+    return url, token
+
+
+@pytest.mark.all_apps
+def test_git_pushes_over_the_api_host_with_a_token_show_in_gitweb_and_viewer_tokens_cannot(
+        app_server: AppServer, recipes: RecipeCache, browser, tmp_path):
+    """A real git client on the API host of a real server; GitWeb in Chromium."""
+    app_server.install(recipes.get("gitweb"))
+    page = dev_login(browser, app_server.url)
+    web = new_grain(page, "New git repository")
+    expect(web.get_by_role("link", name="repository.git").first).to_be_visible()
+    work = small_repository(tmp_path / "work", "First commit from Alice")
+    url, editor = api_token(page, "editor (can push)", "laptop")
+    assert url.startswith("http://api.localhost:")
+    # An editor's token pushes, as a bearer header…
+    pushed = git("push", url, "main", cwd=work, header=f"Authorization: Bearer {editor}",
+                 check=False)
+    assert pushed.returncode == 0, pushed.stderr
+    # …and a viewer's token, as git's HTTP Basic password, can clone but not push.
+    _, viewer = api_token(page, "viewer (can view)", "reader")
+    basic = url.replace("http://", f"http://reader:{viewer}@")
+    cloned = git("clone", "-q", basic, str(tmp_path / "clone"), cwd=tmp_path)
+    assert (tmp_path / "clone" / "README").read_text() == "hello\n"
+    (work / "README").write_text("changed\n")
+    git("commit", "-q", "-am", "Second commit", cwd=work)
+    refused = git("push", basic, "main", cwd=work, check=False)
+    assert refused.returncode != 0 and "403" in refused.stderr, cloned.stderr + refused.stderr
+    # The pushed commit, and only it, in GitWeb in the grain's frame.
+    web = grain_frame(page)
+    web.get_by_role("link", name="repository.git").first.click()
+    expect(web.get_by_text("First commit from Alice").first).to_be_visible()
+    expect(web.get_by_text("Second commit")).to_have_count(0)
+    web = stop_and_reopen(page)
+    web.get_by_role("link", name="repository.git").first.click()
+    expect(web.get_by_text("First commit from Alice").first).to_be_visible()
+    screenshot(page, "apps/gitweb")
