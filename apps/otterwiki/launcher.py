@@ -94,6 +94,10 @@ def serve(port: str) -> None:
         "--chdir", str(APP),
         "--worker-tmp-dir", "/tmp",
         "--graceful-timeout", "5",
+        # Idle connections from the platform stay open longer than the platform
+        # keeps them (30 s), so it is always the one to close them and never
+        # sends a request on a connection the wiki is closing.
+        "--keep-alive", "75",
         "--error-logfile", "-",
         "sandhaven_otterwiki:app",
     ]

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from sandhaven.packages.keys import SigningKey
+from sandhaven.packages.keys import SigningKey, write_key_file
 from sandhaven.packages.spk import open_spk, verify, verify_file
-from tests.apps.conftest import AppServer, RecipeCache, build_recipe
+from tests.apps.conftest import APPS, SANDHAVEN, AppServer, RecipeCache, build_recipe
 from tests.conftest import GrainServer, bearer
 from tests.grains.test_grains import grain_http
 from tests.ui import dev_login, grain_frame, new_grain, screenshot, stop_and_reopen
@@ -92,6 +92,24 @@ def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(tmp_pat
         manifest = verify(f).manifest
     assert manifest.app.title == "GitWeb" and manifest.app.api_path == REPO + "/"
     assert [r.permissions for r in manifest.roles] == [["edit"], []]
+
+
+def test_building_without_debians_gitweb_names_what_is_missing(tmp_path):
+    """On a machine without the gitweb package (hidden here by an empty tmpfs in a
+    bubblewrap mount namespace) the build stops with one line and packs nothing."""
+    key = SigningKey.generate()
+    write_key_file(key, tmp_path / "gitweb.key")
+    done = subprocess.run(
+        ["bwrap", "--dev-bind", "/", "/", "--tmpfs", "/usr/share/gitweb", "bash",
+         str(APPS / "gitweb" / "build.sh"), str(tmp_path / "gitweb.key"),
+         str(tmp_path / "gitweb.spk"), str(tmp_path / "build")],
+        capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "SANDHAVEN": str(SANDHAVEN)})
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "build.sh: /usr/share/gitweb/gitweb.cgi is missing; install Debian's gitweb, git "
+        "and lighttpd"]
+    assert not (tmp_path / "gitweb.spk").exists()
 
 
 def test_editors_push_viewers_clone_but_cannot_push_and_gitweb_shows_commits(

@@ -79,6 +79,10 @@ def test_editors_save_pages_with_their_name_viewers_cannot_and_pages_survive_a_r
     with grain_http(grain_server.run(gid)) as wiki:
         home = wiki.get("/Home", headers=VIEWER)
         assert home.status_code == 200 and "An Otter Wiki" in home.text
+        # Malformed identity headers still give a readable page, not an error.
+        odd = wiki.get("/Home", headers={"X-Sandstorm-Username": "%ZZ%E9",
+                                         "X-Sandstorm-User-Id": "../../etc"})
+        assert odd.status_code == 200
         saved = save(wiki, "Groceries", "# Groceries\n\nmilk, bread", EDITOR)
         assert saved.status_code in (200, 302), saved.text[:500]
         assert "milk, bread" in wiki.get("/Groceries", headers=VIEWER).text
@@ -129,18 +133,18 @@ def test_a_page_written_in_the_browser_survives_reload_and_restart_and_viewers_c
     expect(wiki.get_by_text("milk, bread and Renée's cheese")).to_be_visible()
     page.reload()
     wiki = grain_frame(page)
-    wiki.goto(wiki.url.rstrip("/") + "/Groceries/history")
+    wiki.goto(wiki.url.rstrip("/") + "/Groceries/history", wait_until="domcontentloaded")
     # The commit's author is the name from the identity headers.
     expect(wiki.get_by_text("Alice Dev").first).to_be_visible()
     expect(wiki.get_by_text("A list for the week")).to_be_visible()
     wiki = stop_and_reopen(page)
-    wiki.goto(wiki.url.rstrip("/") + "/Groceries")
+    wiki.goto(wiki.url.rstrip("/") + "/Groceries", wait_until="domcontentloaded")
     expect(wiki.get_by_text("milk, bread and Renée's cheese")).to_be_visible()
     screenshot(page, "apps/otterwiki")
     link = share_link(page, "can view", "for Bob")
     bob = dev_login(browser, app_server.url, "Bob Dev")
     seen = open_link(bob, link, as_name="Bob Dev")
-    seen.goto(seen.url.rstrip("/") + "/Groceries")
+    seen.goto(seen.url.rstrip("/") + "/Groceries", wait_until="domcontentloaded")
     expect(seen.get_by_text("milk, bread and Renée's cheese")).to_be_visible()
     # The wiki refuses a viewer's editor and save (with a valid CSRF token of the
     # viewer's own session), whatever the page shows.
@@ -154,5 +158,5 @@ def test_a_page_written_in_the_browser_survives_reload_and_restart_and_viewers_c
         return [edit.status, save.status];
     }""")
     assert refused == [403, 403]
-    seen.goto(seen.url)
+    seen.goto(seen.url, wait_until="domcontentloaded")
     expect(seen.get_by_text("milk, bread and Renée's cheese")).to_be_visible()
