@@ -19,7 +19,15 @@ from sandhaven.packages.spk import open_spk, verify, verify_file
 from tests.apps.conftest import APPS, SANDHAVEN, AppServer, RecipeCache, build_recipe
 from tests.conftest import GrainServer, bearer
 from tests.grains.test_grains import grain_http
-from tests.ui import dev_login, grain_frame, new_grain, screenshot, stop_and_reopen
+from tests.ui import (
+    dev_login,
+    grain_frame,
+    new_grain,
+    open_link,
+    screenshot,
+    share_link,
+    stop_and_reopen,
+)
 
 REPO = "/git/repository.git"
 GIT_ENV = {"PATH": "/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0",
@@ -163,7 +171,7 @@ def api_token(page: Page, role: str, label: str) -> tuple[str, str]:
 
 
 @pytest.mark.all_apps
-def test_git_pushes_over_the_api_host_with_a_token_show_in_gitweb_and_viewer_tokens_cannot(
+def test_git_pushes_over_the_api_host_with_a_token_show_in_gitweb_and_viewers_cannot_push(
         app_server: AppServer, recipes: RecipeCache, browser, tmp_path):
     """A real git client on the API host of a real server; GitWeb in Chromium."""
     app_server.install(recipes.get("gitweb"))
@@ -195,3 +203,16 @@ def test_git_pushes_over_the_api_host_with_a_token_show_in_gitweb_and_viewer_tok
     web.get_by_role("link", name="repository.git").first.click()
     expect(web.get_by_text("First commit from Alice").first).to_be_visible()
     screenshot(page, "apps/gitweb")
+    # A viewer share in the browser: Bob sees the commit, and the repository refuses
+    # a push from his session.
+    link = share_link(page, "can view", "for Bob")
+    bob = dev_login(browser, app_server.url, "Bob Dev")
+    seen = open_link(bob, link, as_name="Bob Dev")
+    seen.get_by_role("link", name="repository.git").first.click()
+    expect(seen.get_by_text("First commit from Alice").first).to_be_visible()
+    statuses = seen.evaluate("""async () => [
+        (await fetch('/git/repository.git/info/refs?service=git-receive-pack')).status,
+        (await fetch('/git/repository.git/git-receive-pack', {method: 'POST', body: '0000',
+            headers: {'Content-Type': 'application/x-git-receive-pack-request'}})).status,
+    ]""")
+    assert statuses == [403, 403]
