@@ -31,8 +31,8 @@ from tests.ui import (
 
 REPO = "/git/repository.git"
 GIT_ENV = {"PATH": "/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0",
-           "GIT_AUTHOR_NAME": "Ann", "GIT_AUTHOR_EMAIL": "ann@example.org",
-           "GIT_COMMITTER_NAME": "Ann", "GIT_COMMITTER_EMAIL": "ann@example.org"}
+           "GIT_AUTHOR_NAME": "Alice", "GIT_AUTHOR_EMAIL": "alice@example.org",
+           "GIT_COMMITTER_NAME": "Alice", "GIT_COMMITTER_EMAIL": "alice@example.org"}
 
 
 def build(out_dir: Path) -> tuple[Path, SigningKey]:
@@ -129,7 +129,7 @@ def test_editors_push_viewers_clone_but_cannot_push_and_gitweb_shows_commits(
         "app_id": app_id, "action": 0, "title": "Project"})
     assert made.status_code == 201
     gid = made.json()["id"]
-    work = small_repository(tmp_path / "work", "First commit from Ann")
+    work = small_repository(tmp_path / "work", "First commit from Alice")
     sock = grain_server.run(gid)
     with tcp_to(sock) as port:
         url = f"http://127.0.0.1:{port}{REPO}"
@@ -145,7 +145,7 @@ def test_editors_push_viewers_clone_but_cannot_push_and_gitweb_shows_commits(
         home = web.get("/")
         assert home.status_code == 200 and "repository.git" in home.text
         log = web.get("/", params={"p": "repository.git", "a": "log"})
-        assert "First commit from Ann" in log.text
+        assert "First commit from Alice" in log.text
         css = web.get("/static/gitweb.css")
         assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
         # The pack endpoint itself refuses a viewer, whatever the client sends.
@@ -156,7 +156,7 @@ def test_editors_push_viewers_clone_but_cannot_push_and_gitweb_shows_commits(
     assert stopped.json()["state"] == "stopped"
     with grain_http(grain_server.run(gid)) as web:
         log = web.get("/", params={"p": "repository.git", "a": "log"})
-        assert "First commit from Ann" in log.text
+        assert "First commit from Alice" in log.text
 
 
 def api_token(page: Page, role: str, label: str) -> tuple[str, str]:
