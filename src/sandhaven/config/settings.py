@@ -236,6 +236,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("grains.trash_days", 30, _parse_int(1, 3650),
             "Days a grain stays in the trash, restorable, before it is purged with its "
             "storage.", kind="integer"),
+    Setting("grains.quota_mib", 0, _parse_int(0, 1 << 40),
+            "Storage one user's grains may use in total, in MiB; 0 means no limit. "
+            "Restoring a backup past it is refused.", kind="integer"),
+    Setting("grains.max_restore_mib", 65536, _parse_int(1, 1 << 40),
+            "Largest grain backup file a restore accepts, in MiB.", kind="integer"),
     Setting("sharing.anonymous", True, _parse_bool,
             "Whether visitors who are not logged in may open sharing links (as Anonymous "
             "User). Off: they must log in first.", kind="boolean", admin_editable=True),

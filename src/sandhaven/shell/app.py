@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from sandhaven import __version__
+from sandhaven.api.backups import router as backups_api_router
 from sandhaven.api.grains import router as grains_api_router
 from sandhaven.api.packages import router as packages_api_router
 from sandhaven.api.routes import router as api_router
@@ -39,6 +40,7 @@ def create_api(services: Services) -> FastAPI:
     api.include_router(api_router)
     api.include_router(packages_api_router)
     api.include_router(grains_api_router)
+    api.include_router(backups_api_router)
     for router in services.extra.get("api_routers", ()):
         api.include_router(router)
     errors.install(api)
