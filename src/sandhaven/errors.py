@@ -7,6 +7,8 @@ and one in the API turn them into pages or JSON, and the CLI into an exit code.
     ├── StoreError                 the store cannot be opened or migrated (exit 3)
     ├── AlreadyRunning             another serve holds the data dir (exit 4)
     ├── MailError                  the SMTP server refused or cannot be reached (502)
+    ├── CatalogError               the app catalog cannot be read, is malformed, or serves
+    │                              a package that does not match its index (502)
     ├── SandboxError               a grain sandbox cannot be built or started (500)
     │   └── SandboxUnavailable     the host lacks what sandboxes need: bwrap, gcc, cgroups (500)
     ├── GrainError                 a grain cannot be reached (503)
@@ -72,6 +74,11 @@ class AlreadyRunning(SandhavenError):
 class MailError(SandhavenError):
     status = 502
     code = "mail"
+
+
+class CatalogError(SandhavenError):
+    status = 502
+    code = "catalog"
 
 
 class SandboxError(SandhavenError):

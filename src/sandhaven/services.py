@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from sandhaven.backup.service import GrainBackups
+from sandhaven.catalog.service import CatalogService
+from sandhaven.catalog.signing import default_public_key
+from sandhaven.catalog.sources import load as load_catalog_source
 from sandhaven.config import Settings
 from sandhaven.config.runtime import RuntimeSettings
 from sandhaven.grains import Grains
@@ -69,6 +72,11 @@ class Services:
             "/api/v1/packages": packages.limits.max_spk_bytes,
             "/apps/upload": packages.limits.max_spk_bytes + 64 * 1024,
         })
+        source = settings.get("catalog.source")
+        services.extra["catalog"] = CatalogService(
+            load_catalog_source(source, settings.data_dir), packages,
+            public_key=settings.get("catalog.key") or (
+                "" if source else default_public_key(Path(settings.data_dir) / "app-keys")))
         grains = Grains(store, settings.data_dir, packages.packages_dir, None,
                         Limits.from_settings(settings), settings.grains_trash_days)
         supervisor = Supervisor(grains.spec_for, SupervisorConfig.from_settings(settings))
@@ -117,3 +125,8 @@ class Services:
     def packages(self) -> PackageService:
         """Install, uninstall and list app packages."""
         return self.extra["packages"]
+
+    @property
+    def catalog(self) -> CatalogService:
+        """The app catalog: market listing, one-click install, update check."""
+        return self.extra["catalog"]

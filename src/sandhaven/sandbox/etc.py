@@ -2,8 +2,9 @@
 
 Field notes: most apps need no ``/etc`` at all; MariaDB needs a name for uid
 1000, PHP needs ``/etc/php``, unversioned commands need ``/etc/alternatives``,
-TLS clients need CA certificates, and a time zone avoids surprises. Nothing else from the host's
-``/etc`` is visible (no shadow, no host names, no resolver).
+TLS clients need CA certificates, and a time zone avoids surprises. Nothing
+else from the host's ``/etc`` is visible (no shadow, no host names, no
+resolver).
 """
 
 from __future__ import annotations
