@@ -22,9 +22,11 @@ mkdir -p "$build"
 tree="$build/tree"
 
 # Etherpad from npm, pinned, laid out as Etherpad expects to live: its package
-# in etherpad/src (it finds its base directory as the parent of `src`), its
-# dependencies in etherpad/node_modules, where ep_etherpad-lite links back to
-# src. No install scripts run: Etherpad's and its dependencies' are not needed.
+# in etherpad/src (it finds its base directory as the parent of `src`) with its
+# dependencies in etherpad/src/node_modules (it serves some of them to browsers
+# from there), and etherpad/node_modules/ep_etherpad-lite linking back to src
+# (its plugin hooks are named `ep_etherpad-lite/...`). No install scripts run:
+# Etherpad's and its dependencies' are not needed.
 # ueberdb2 names its optional sqlite3 driver by a GitHub commit, which cannot be
 # fetched here (npm waits minutes for it): the override points it at the
 # registry, and optional packages are left out (a grain uses dirty.db).
@@ -41,6 +43,12 @@ if [[ "$installed" != "$ETHERPAD_VERSION" ]]; then
   node "$here/prune.js" "$stage/node_modules"
   rm "$stage/package.json"
   mv "$stage/node_modules/ep_etherpad-lite" "$stage/src"
+  if [[ -e "$stage/src/node_modules" ]]; then
+    echo "build.sh: npm nested packages under ep_etherpad-lite; the layout needs one folder" >&2
+    exit 1
+  fi
+  mv "$stage/node_modules" "$stage/src/node_modules"
+  mkdir "$stage/node_modules"
   ln -s ../src "$stage/node_modules/ep_etherpad-lite"
   # Etherpad marks a plugin initialised by writing this file into its folder,
   # which is read-only in a grain.

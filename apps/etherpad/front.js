@@ -88,6 +88,28 @@ function responseCookie(value, role, attributes) {
   return parts.join("; ") + attributes;
 }
 
+// Etherpad's pages set cookies from script too (the author token, preferences);
+// in a frame of another site the browser keeps only SameSite=None; Secure ones,
+// and Etherpad stops with "Cookie could not be found" otherwise. This script,
+// put first in each page, gives every cookie the page sets those attributes.
+const COOKIE_SCRIPT = "<script>(function () {" +
+  "var real = Object.getOwnPropertyDescriptor(Document.prototype, 'cookie');" +
+  "Object.defineProperty(document, 'cookie', {configurable: true," +
+  " get: function () { return real.get.call(document); }," +
+  " set: function (value) {" +
+  "  var kept = String(value).split(';').filter(function (part) {" +
+  "   return !/^\\s*(samesite|secure|partitioned)\\b/i.test(part); });" +
+  "  real.set.call(document, kept.join(';') + '; SameSite=None; Secure; Partitioned'); }});" +
+  "})();</script>";
+
+// Right after the <head> tag, or after <html> (Etherpad's pages leave out <head>).
+function withCookieScript(html) {
+  const tag = html.match(/<head(?:\s[^>]*)?>/i) || html.match(/<html(?:\s[^>]*)?>/i);
+  if (!tag) return COOKIE_SCRIPT + html;
+  const end = tag.index + tag[0].length;
+  return html.slice(0, end) + COOKIE_SCRIPT + html.slice(end);
+}
+
 function upstreamHeaders(req, role, options) {
   const headers = { ...req.headers };
   const credentials = `${role}:${options.passwords[role]}`;
@@ -162,8 +184,26 @@ function relay(req, res, role, options, agent) {
       headers.push("Set-Cookie", `token=${authorToken(options.secret, userId)}; Path=/; ` +
         `Max-Age=${TOKEN_DAYS * 86400}${attributes}`);
     }
-    res.writeHead(answer.statusCode, headers);
-    answer.pipe(res);
+    const html = /^text\/html/i.test(String(answer.headers["content-type"] || "")) &&
+      !answer.headers["content-encoding"] && crossSiteCookies(req.headers);
+    if (!html) {
+      res.writeHead(answer.statusCode, headers);
+      answer.pipe(res);
+      return;
+    }
+    const chunks = [];
+    answer.on("data", (chunk) => chunks.push(chunk));
+    answer.on("end", () => {
+      const body = Buffer.from(withCookieScript(Buffer.concat(chunks).toString("utf8")));
+      const kept = [];
+      for (let i = 0; i < headers.length; i += 2) {
+        const name = headers[i].toLowerCase();
+        if (name !== "content-length" && name !== "etag") kept.push(headers[i], headers[i + 1]);
+      }
+      kept.push("Content-Length", String(body.length));
+      res.writeHead(answer.statusCode, kept);
+      res.end(body);
+    });
   });
   upstream.on("error", (err) => {
     process.stderr.write(`front: upstream: ${err.message}\n`);

@@ -4,41 +4,33 @@ over Etherpad's own socket.io protocol as the pad page (or a crafted request) do
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Frame, FrameLocator, expect
 
-from sandhaven.packages.keys import SigningKey, write_key_file
 from sandhaven.packages.spk import open_spk, verify, verify_file
+from tests.apps.conftest import AppServer, RecipeCache
 from tests.apps.etherpad_client import PadSocket
 from tests.conftest import GrainServer, bearer
 from tests.grains.test_grains import grain_http
+from tests.ui import (
+    dev_login,
+    grain_frame,
+    new_grain,
+    open_link,
+    screenshot,
+    share_link,
+    stop_and_reopen,
+)
 
-RECIPE = Path(__file__).parents[2] / "apps" / "etherpad"
-SANDHAVEN = Path(sys.executable).parent / "sandhaven"
+DOCS_IMG = Path(__file__).parents[2] / "docs" / "using" / "img"
 RENEE = {"X-Sandstorm-Permissions": "edit", "X-Sandstorm-User-Id": "a" * 32,
          "X-Sandstorm-Username": "Ren%C3%A9e%20D."}
 BOB = {"X-Sandstorm-Permissions": "", "X-Sandstorm-User-Id": "b" * 32,
        "X-Sandstorm-Username": "Bob"}
-
-
-@pytest.fixture
-def etherpad_build_dir(app_build_root: Path) -> Path:
-    return app_build_root / "etherpad"
-
-
-def build(build_dir: Path, out_dir: Path) -> tuple[Path, SigningKey]:
-    key = SigningKey.generate()
-    write_key_file(key, out_dir / "etherpad.key")
-    spk = out_dir / "etherpad.spk"
-    subprocess.run([str(RECIPE / "build.sh"), str(out_dir / "etherpad.key"), str(spk),
-                    str(build_dir)], check=True, timeout=300,
-                   env={"PATH": "/usr/bin:/bin", "SANDHAVEN": str(SANDHAVEN),
-                        "HOME": str(build_dir)})
-    return spk, key
 
 
 def open_page(app: httpx.Client, who: dict[str, str]) -> tuple[str, dict[str, str]]:
@@ -61,29 +53,29 @@ def with_cookies(who: dict[str, str], cookies: dict[str, str]) -> dict[str, str]
 
 
 def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(
-        etherpad_build_dir, tmp_path):
-    spk, key = build(etherpad_build_dir, tmp_path)
-    assert verify_file(spk)["app_id"] == key.app_id  # every entry checks out
-    with open_spk(spk) as f:
+        recipes: RecipeCache, app_build_root: Path):
+    built = recipes.get("etherpad")
+    assert verify_file(built.spk)["app_id"] == built.app_id  # every entry checks out
+    with open_spk(built.spk) as f:
         manifest = verify(f).manifest
     assert manifest.app.title == "Etherpad" and manifest.app.port == 8000
     assert [r.permissions for r in manifest.roles] == [["edit"], []]
     assert manifest.metadata.license.spdx == "Apache-2.0"
-    # Etherpad sits in etherpad/src with its dependencies beside it; npm and the
-    # drivers for database servers were pruned.
-    tree = etherpad_build_dir / "tree" / "etherpad"
+    # Etherpad sits in etherpad/src with its dependencies in src/node_modules; npm
+    # and the drivers for database servers were pruned.
+    tree = app_build_root / "etherpad" / "tree" / "etherpad"
     assert (tree / "src" / "node" / "server.js").is_file()
     assert (tree / "node_modules" / "ep_etherpad-lite").resolve() == (tree / "src").resolve()
-    assert (tree / "node_modules" / "dirty").is_dir()
-    assert not (tree / "node_modules" / "npm").exists()
-    assert not (tree / "node_modules" / "mssql").exists()
+    assert (tree / "src" / "node_modules" / "dirty").is_dir()
+    assert not (tree / "src" / "node_modules" / "npm").exists()
+    assert not (tree / "src" / "node_modules" / "mssql").exists()
 
 
 def test_editors_write_the_pad_viewers_cannot_even_by_crafted_requests_and_it_survives(
-        grain_server: GrainServer, etherpad_build_dir, tmp_path):
-    spk, key = build(etherpad_build_dir, tmp_path)
-    app_id = grain_server.services.packages.install(spk).app_id
-    assert app_id == key.app_id
+        grain_server: GrainServer, recipes: RecipeCache):
+    built = recipes.get("etherpad")
+    app_id = grain_server.services.packages.install(built.spk).app_id
+    assert app_id == built.app_id
     bearer(grain_server.client, grain_server.services, "a@example.org", "Ann")
     made = grain_server.client.post("/api/v1/grains", json={
         "app_id": app_id, "action": 0, "title": "Minutes"})
@@ -148,3 +140,110 @@ def test_editors_write_the_pad_viewers_cannot_even_by_crafted_requests_and_it_su
         _, cookies = open_page(app, RENEE)
         saved = app.get("/p/pad/export/txt", headers=with_cookies(RENEE, cookies)).text
         assert saved.startswith("Agenda: budget") and "Bob was here" not in saved
+
+
+def editor_body(frame: Frame) -> FrameLocator:
+    """Etherpad's editable text: a body in an iframe (ace_inner) in an iframe (ace_outer)."""
+    return frame.frame_locator('iframe[name="ace_outer"]').frame_locator(
+        'iframe[name="ace_inner"]')
+
+
+def type_in_pad(frame: Frame, text: str) -> None:
+    body = editor_body(frame).locator("#innerdocbody")
+    body.click()
+    frame.page.keyboard.press("Control+End")
+    frame.page.keyboard.type(text)
+
+
+def wait_saved(frame: Frame, pad: str, text: str) -> None:
+    """Waits until the grain's copy of ``pad`` (its text export) holds ``text``."""
+    frame.wait_for_function(
+        "([pad, text]) => fetch(`/p/${pad}/export/txt`).then(r => r.text())"
+        ".then(t => t.includes(text))", arg=[pad, text], polling=200)
+
+
+# Sent from a viewer's pad page with the page's own socket.io client: a session
+# on the writable pad ID, then a change to it, then a history query whose answer
+# shows the change was handled. Returns whether the session was read-only and
+# whether the change was accepted.
+CRAFTED_CHANGE = """async () => {
+  const token = document.cookie.split('; ').find((c) => c.startsWith('token=')).slice(6);
+  const socket = io.connect(location.origin, {path: '/socket.io', transports: ['websocket'],
+                                              forceNew: true});
+  const seen = [];
+  const next = (type) => new Promise((resolve) => {
+    const check = () => {
+      const found = seen.find((m) => (m.type === 'COLLABROOM' ? m.data.type : m.type) === type);
+      if (found) resolve(found); else setTimeout(check, 50);
+    };
+    check();
+  });
+  socket.on('message', (m) => seen.push(m));
+  socket.json.send({component: 'pad', type: 'CLIENT_READY', padId: 'pad', sessionID: null,
+                    token, protocolVersion: 2});
+  const vars = (await next('CLIENT_VARS')).data;
+  const text = vars.collab_client_vars.initialAttributedText.text;
+  const add = 'Carol was here';
+  socket.json.send({component: 'pad', type: 'COLLABROOM', padId: 'pad', data: {
+    type: 'USER_CHANGES', baseRev: vars.collab_client_vars.rev,
+    changeset: `Z:${text.length.toString(36)}>${add.length.toString(36)}+` +
+               `${add.length.toString(36)}$${add}`,
+    apool: {numToAttrib: {}, nextNum: 0}}});
+  socket.json.send({component: 'pad', type: 'CHANGESET_REQ', padId: 'pad',
+                    data: {start: 0, granularity: 1, requestID: 1}});
+  await next('CHANGESET_REQ');
+  socket.disconnect();
+  return {readonly: vars.readonly,
+          accepted: seen.some((m) => m.type === 'COLLABROOM' && m.data.type === 'ACCEPT_COMMIT')};
+}"""
+
+
+@pytest.mark.all_apps
+def test_two_people_write_one_pad_live_it_survives_reload_and_restart_and_viewers_cannot(
+        app_server: AppServer, recipes: RecipeCache, browser):
+    """Through Etherpad's own editor in the shell's iframe on each session's host."""
+    app_server.install(recipes.get("etherpad"))
+    alice_page = dev_login(browser, app_server.url, "Alice Dev")
+    alice = new_grain(alice_page, "New pad")
+    assert "/p/pad?userName=Alice%20Dev" in alice.url
+    type_in_pad(alice, "Minutes of Monday")
+    wait_saved(alice, "pad", "Minutes of Monday")
+    alice_page.reload()
+    alice = grain_frame(alice_page)
+    expect(editor_body(alice).locator("#innerdocbody")).to_contain_text("Minutes of Monday")
+
+    # Bob, another browser, edits the same grain through an editor's link: each
+    # sees the other's typing live, under the other's name.
+    edit_link = share_link(alice_page, "can edit", "Bob's link")
+    bob_page = dev_login(browser, app_server.url, "Bob Dev")
+    bob = open_link(bob_page, edit_link, as_name="Bob Dev")
+    expect(editor_body(bob).locator("#innerdocbody")).to_contain_text("Minutes of Monday")
+    type_in_pad(bob, " and Bob's notes")
+    expect(editor_body(alice).locator("#innerdocbody")).to_contain_text("Bob's notes")
+    type_in_pad(alice, " and Alice's reply")
+    expect(editor_body(bob).locator("#innerdocbody")).to_contain_text("Alice's reply")
+    expect(bob.locator("#otheruserstable")).to_contain_text("Alice Dev")
+    expect(alice.locator("#otheruserstable")).to_contain_text("Bob Dev")
+    wait_saved(alice, "pad", "Alice's reply")
+
+    alice = stop_and_reopen(alice_page)
+    expect(editor_body(alice).locator("#innerdocbody")).to_contain_text(
+        "Minutes of Monday and Bob's notes and Alice's reply")
+    shot = screenshot(alice_page, "apps/etherpad")
+    DOCS_IMG.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, DOCS_IMG / "etherpad.png")
+
+    # Carol, with a viewer's link, reads the pad on its read-only ID; a change she
+    # crafts for the writable pad ID is refused by Etherpad.
+    view_link = share_link(alice_page, "can view", "Carol's link")
+    carol_page = dev_login(browser, app_server.url, "Carol Dev")
+    carol = open_link(carol_page, view_link, as_name="Carol Dev")
+    assert "/p/r." in carol.url
+    expect(editor_body(carol).locator("#innerdocbody")).to_contain_text("Alice's reply")
+    outcome = carol.evaluate(CRAFTED_CHANGE)
+    assert outcome == {"readonly": True, "accepted": False}
+    read_only = carol.url.split("/p/")[1].split("?")[0]
+    saved = carol.evaluate("(pad) => fetch(`/p/${pad}/export/txt`).then(r => r.text())",
+                           read_only)
+    assert "Alice's reply" in saved and "Carol was here" not in saved
+    expect(editor_body(alice).locator("#innerdocbody")).not_to_contain_text("Carol was here")
