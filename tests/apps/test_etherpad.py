@@ -5,6 +5,7 @@ over Etherpad's own socket.io protocol as the pad page (or a crafted request) do
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import httpx
@@ -155,11 +156,16 @@ def type_in_pad(frame: Frame, text: str) -> None:
     frame.page.keyboard.type(text)
 
 
-def wait_saved(frame: Frame, pad: str, text: str) -> None:
-    """Waits until the grain's copy of ``pad`` (its text export) holds ``text``."""
-    frame.wait_for_function(
-        "([pad, text]) => fetch(`/p/${pad}/export/txt`).then(r => r.text())"
-        ".then(t => t.includes(text))", arg=[pad, text], polling=200)
+def wait_saved(frame: Frame, pad: str, text: str, timeout: float = 30) -> None:
+    """Waits until the grain's copy of ``pad`` (its text export, read from the page)
+    holds ``text``: Etherpad sends typed changes in the background."""
+    deadline = time.monotonic() + timeout
+    while True:
+        saved = frame.evaluate("(pad) => fetch(`/p/${pad}/export/txt`).then(r => r.text())", pad)
+        if text in saved:
+            return
+        assert time.monotonic() < deadline, f"the pad holds {saved!r}, not {text!r}"
+        frame.page.wait_for_timeout(200)
 
 
 # Sent from a viewer's pad page with the page's own socket.io client: a session
@@ -215,6 +221,7 @@ def test_two_people_write_one_pad_live_it_survives_reload_and_restart_and_viewer
     # Bob, another browser, edits the same grain through an editor's link: each
     # sees the other's typing live, under the other's name.
     edit_link = share_link(alice_page, "can edit", "Bob's link")
+    alice = grain_frame(alice_page)  # the share form reloads the grain page
     bob_page = dev_login(browser, app_server.url, "Bob Dev")
     bob = open_link(bob_page, edit_link, as_name="Bob Dev")
     expect(editor_body(bob).locator("#innerdocbody")).to_contain_text("Minutes of Monday")
@@ -236,6 +243,7 @@ def test_two_people_write_one_pad_live_it_survives_reload_and_restart_and_viewer
     # Carol, with a viewer's link, reads the pad on its read-only ID; a change she
     # crafts for the writable pad ID is refused by Etherpad.
     view_link = share_link(alice_page, "can view", "Carol's link")
+    alice = grain_frame(alice_page)
     carol_page = dev_login(browser, app_server.url, "Carol Dev")
     carol = open_link(carol_page, view_link, as_name="Carol Dev")
     assert "/p/r." in carol.url
