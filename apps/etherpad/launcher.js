@@ -73,6 +73,11 @@ function writeSettings(passwords) {
     },
     // No pad but the grain's own: the launcher creates it before serving.
     editOnly: true,
+    // Etherpad's limits count per client address, and every request reaches it
+    // from the front on 127.0.0.1: they are shared by everyone on the grain, so
+    // they are set for a room of writers rather than for one.
+    commitRateLimiting: { duration: 1, points: 100 },
+    importExportRateLimiting: { windowMs: 90000, max: 300 },
     trustProxy: false,
     showSettingsInAdminPage: false,
     exposeVersion: false,

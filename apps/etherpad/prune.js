@@ -69,4 +69,11 @@ function main(nodeModules) {
   process.stderr.write(`prune: kept ${used.size} packages, removed ${removed}\n`);
 }
 
-main(process.argv[2]);
+try {
+  if (!process.argv[2]) throw new Error("usage: node prune.js NODE_MODULES");
+  main(process.argv[2]);
+} catch (err) {
+  process.stderr.write(`prune: ${err.code === "ENOENT" ? `no npm install record at ${err.path}`
+    : err.message}\n`);
+  process.exit(1);
+}

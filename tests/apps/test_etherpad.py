@@ -4,7 +4,9 @@ over Etherpad's own socket.io protocol as the pad page (or a crafted request) do
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from tests.ui import (
     stop_and_reopen,
 )
 
+RECIPE = Path(__file__).parents[2] / "apps" / "etherpad"
 DOCS_IMG = Path(__file__).parents[2] / "docs" / "using" / "img"
 RENEE = {"X-Sandstorm-Permissions": "edit", "X-Sandstorm-User-Id": "a" * 32,
          "X-Sandstorm-Username": "Ren%C3%A9e%20D."}
@@ -93,6 +96,9 @@ def test_editors_write_the_pad_viewers_cannot_even_by_crafted_requests_and_it_su
         assert app.get("/p/pad", headers=BOB).headers["location"] == f"/p/{read_only}"
         assert app.get("/p/another", headers=RENEE).status_code == 404
         assert app.get("/p/%E0%A4%A", headers=RENEE).status_code == 400
+        # A name that is not valid percent-encoding is left out, not passed on.
+        nameless = app.get("/", headers={**RENEE, "X-Sandstorm-Username": "%E0%A4%A"})
+        assert nameless.headers["location"] == "/p/pad"
         assert app.get("/admin/plugins", headers=RENEE).status_code == 404
         assert app.get("/api/1/listAllPads", headers=RENEE).status_code == 404
 
@@ -141,6 +147,22 @@ def test_editors_write_the_pad_viewers_cannot_even_by_crafted_requests_and_it_su
         _, cookies = open_page(app, RENEE)
         saved = app.get("/p/pad/export/txt", headers=with_cookies(RENEE, cookies)).text
         assert saved.startswith("Agenda: budget") and "Bob was here" not in saved
+
+
+def test_pruning_refuses_a_folder_that_is_not_an_install_of_etherpad(tmp_path):
+    missing = subprocess.run(["node", str(RECIPE / "prune.js"), str(tmp_path)],
+                             capture_output=True, text=True)
+    assert missing.returncode == 1
+    assert missing.stderr == f"prune: no npm install record at {tmp_path}/.package-lock.json\n"
+    (tmp_path / ".package-lock.json").write_text(json.dumps({"packages": {
+        "node_modules/ep_etherpad-lite": {"dependencies": {}}}}))
+    (tmp_path / "kept").mkdir()
+    other = subprocess.run(["node", str(RECIPE / "prune.js"), str(tmp_path)],
+                           capture_output=True, text=True)
+    assert other.returncode == 1
+    assert other.stderr == f"prune: {tmp_path} does not look like an install of " \
+        "ep_etherpad-lite\n"
+    assert (tmp_path / "kept").is_dir()  # nothing removed
 
 
 def editor_body(frame: Frame) -> FrameLocator:
