@@ -242,7 +242,8 @@ function relayUpgrade(req, socket, head, role, options) {
 
 /**
  * Starts the front server. options: {port, host, upstreamPort, pad, readOnlyPad,
- * passwords: {editor, viewer}, secret}. Returns the http.Server.
+ * passwords: {editor, viewer}, secret}. Returns the http.Server, with a
+ * `shutdown()` that closes it and its connections.
  */
 function serve(options) {
   const agent = new http.Agent({ keepAlive: true });
@@ -272,6 +273,13 @@ function serve(options) {
     relayUpgrade(req, socket, head, roleOf(req.headers), options);
   });
   server.listen(options.port, options.host);
+  // Stops listening and drops every connection, kept-alive ones included, so
+  // that nothing of the front keeps the process alive once Etherpad has stopped.
+  server.shutdown = () => {
+    server.close();
+    server.closeAllConnections();
+    agent.destroy();
+  };
   return server;
 }
 

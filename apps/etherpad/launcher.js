@@ -169,10 +169,17 @@ async function main() {
   await pads.getPad(PAD);
   const readOnlyId = await require(path.join(SRC, "node/db/ReadOnlyManager"))
     .getReadOnlyId(PAD);
-  front.serve({
+  const door = front.serve({
     port: PORT, host: HOST, upstreamPort: ETHERPAD_PORT, pad: PAD, readOnlyPad: readOnlyId,
     passwords, secret,
   }).on("listening", () => log(`serving on ${HOST}:${PORT}`));
+  // Etherpad owns SIGTERM (it removes every other listener) and, once stopped,
+  // waits for the process to have nothing left to do: the front closes first.
+  const stop = server.stop;
+  server.stop = async () => {
+    door.shutdown();
+    await stop();
+  };
 }
 
 main().catch((err) => {
