@@ -27,6 +27,8 @@ const VIEWER_WRITABLE = /^\/(?:socket\.io\/|jserror\/?$|ep\/pad\/connection-diag
 const ABSENT = /^\/(?:admin|api|tests)(?:\/|$)/i;
 const SESSION_COOKIE = "express_sid";
 const USER_ID = /^[0-9a-f]{32}$/;
+// Etherpad's pages that run its scripts: the pad and its time slider.
+const PAGES = /^\/p\/[^/]+(?:\/timeslider)?$/;
 const TOKEN_DAYS = 60;
 
 function roleOf(headers) {
@@ -184,7 +186,9 @@ function relay(req, res, role, options, agent) {
       headers.push("Set-Cookie", `token=${authorToken(options.secret, userId)}; Path=/; ` +
         `Max-Age=${TOKEN_DAYS * 86400}${attributes}`);
     }
-    const html = /^text\/html/i.test(String(answer.headers["content-type"] || "")) &&
+    // Only Etherpad's own pages, not an exported HTML document.
+    const html = PAGES.test(req.url.split("?")[0]) &&
+      /^text\/html/i.test(String(answer.headers["content-type"] || "")) &&
       !answer.headers["content-encoding"] && crossSiteCookies(req.headers);
     if (!html) {
       res.writeHead(answer.statusCode, headers);

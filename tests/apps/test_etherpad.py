@@ -115,6 +115,12 @@ def test_editors_write_the_pad_viewers_cannot_even_by_crafted_requests_and_it_su
         assert renee.receive("ACCEPT_COMMIT")["data"]["newRev"] == rev + 1
         editor = with_cookies(RENEE, renee_cookies)
         assert app.get("/p/pad/export/txt", headers=editor).text.startswith("Agenda: budget")
+        # Pages of a framed session get the cookie script; an exported document not.
+        framed = {**editor, "Host": "ui-0123.localhost:6080"}
+        page = app.get("/p/pad?userName=Ren%C3%A9e", headers=framed).text
+        assert "SameSite=None; Secure; Partitioned" in page
+        exported = app.get("/p/pad/export/html", headers=framed)
+        assert "Agenda: budget" in exported.text and "Partitioned" not in exported.text
 
         # The viewer reads it; crafting a connection to the writable pad ID, even
         # with the editor's session cookie, gives a read-only session whose change
