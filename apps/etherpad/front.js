@@ -13,7 +13,7 @@
 //    than the socket.io transport whose messages Etherpad itself filters;
 //  - gives the pad page the user's name (`?userName=`) and an author token
 //    derived from the user's grain-specific ID, so each person is one author
-//    with one color across sessions.
+//    with one color across sessions, and names that author after the user.
 "use strict";
 
 const crypto = require("crypto");
@@ -167,8 +167,25 @@ function route(req, url, role, options) {
   return null;
 }
 
-function relay(req, res, role, options, agent) {
+// The author token of the user making a pad page request, or null (anonymous
+// visitors, other requests).
+function tokenFor(req, options) {
+  const userId = String(req.headers["x-sandstorm-user-id"] || "");
+  if (!/^\/p\/[^/]+$/.test(req.url.split("?")[0]) || !USER_ID.test(userId)) return null;
+  return authorToken(options.secret, userId);
+}
+
+async function relay(req, res, role, options, agent) {
   const attributes = cookieAttributes(req.headers);
+  const token = tokenFor(req, options);
+  const name = userName(req.headers);
+  if (token !== null && name !== null) {
+    try {
+      await options.nameAuthor(token, name);
+    } catch (err) {
+      process.stderr.write(`front: naming the author: ${err.message}\n`);
+    }
+  }
   const upstream = http.request({
     host: options.host, port: options.upstreamPort, method: req.method, path: req.url,
     headers: upstreamHeaders(req, role, options), agent,
@@ -181,10 +198,9 @@ function relay(req, res, role, options, agent) {
       headers.push(name, name.toLowerCase() === "set-cookie"
         ? responseCookie(value, role, attributes) : value);
     }
-    const userId = String(req.headers["x-sandstorm-user-id"] || "");
-    if (/^\/p\/[^/]+$/.test(req.url.split("?")[0]) && USER_ID.test(userId)) {
-      headers.push("Set-Cookie", `token=${authorToken(options.secret, userId)}; Path=/; ` +
-        `Max-Age=${TOKEN_DAYS * 86400}${attributes}`);
+    if (token !== null) {
+      headers.push("Set-Cookie", `token=${token}; Path=/; Max-Age=${TOKEN_DAYS * 86400}` +
+        attributes);
     }
     // Only Etherpad's own pages, not an exported HTML document.
     const html = PAGES.test(req.url.split("?")[0]) &&
@@ -246,7 +262,7 @@ function relayUpgrade(req, socket, head, role, options) {
 
 /**
  * Starts the front server. options: {port, host, upstreamPort, pad, readOnlyPad,
- * passwords: {editor, viewer}, secret}. Returns the http.Server, with a
+ * passwords: {editor, viewer}, secret, nameAuthor: async (token, name)}. Returns the http.Server, with a
  * `shutdown()` that closes it and its connections.
  */
 function serve(options) {
@@ -262,7 +278,10 @@ function serve(options) {
     }
     const answer = route(req, url, role, options);
     if (answer === null) {
-      relay(req, res, role, options, agent);
+      relay(req, res, role, options, agent).catch((err) => {
+        process.stderr.write(`front: ${err.stack || err}\n`);
+        res.destroy();
+      });
       return;
     }
     req.resume();

@@ -169,9 +169,16 @@ async function main() {
   await pads.getPad(PAD);
   const readOnlyId = await require(path.join(SRC, "node/db/ReadOnlyManager"))
     .getReadOnlyId(PAD);
+  // The author behind a token carries the user's platform name, set each time
+  // they open the pad: viewers (whose own name changes Etherpad drops) are
+  // named too, and the name follows changes of the user's account.
+  const authors = require(path.join(SRC, "node/db/AuthorManager"));
+  const nameAuthor = async (token, name) => {
+    await authors.setAuthorName(await authors.getAuthor4Token(token), name);
+  };
   const door = front.serve({
     port: PORT, host: HOST, upstreamPort: ETHERPAD_PORT, pad: PAD, readOnlyPad: readOnlyId,
-    passwords, secret,
+    passwords, secret, nameAuthor,
   }).on("listening", () => log(`serving on ${HOST}:${PORT}`));
   // Etherpad owns SIGTERM (it removes every other listener) and, once stopped,
   // waits for the process to have nothing left to do: the front closes first.

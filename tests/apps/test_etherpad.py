@@ -109,6 +109,7 @@ def test_editors_write_the_pad_viewers_cannot_even_by_crafted_requests_and_it_su
         renee.connect()
         start = renee.open_pad("pad", renee_cookies["token"])
         assert start["readonly"] is False
+        assert start["userName"] == "Renée D."  # the author is named after the user
         rev = start["collab_client_vars"]["rev"]
         text = start["collab_client_vars"]["initialAttributedText"]["text"]
         renee.append("pad", rev, len(text), "Agenda: budget")
@@ -134,6 +135,7 @@ def test_editors_write_the_pad_viewers_cannot_even_by_crafted_requests_and_it_su
         crafted = bob.open_pad("pad", bob_cookies["token"])
         assert crafted["readonly"] is True
         assert crafted["userId"] != start["userId"]  # each person is their own author
+        assert crafted["userName"] == "Bob"
         bob.append("pad", rev + 1, len("Agenda: budget") + len(text), "Bob was here")
         bob.history("pad")
         assert not [m for m in bob.inbox if m.get("data", {}).get("type") == "ACCEPT_COMMIT"]
@@ -276,6 +278,7 @@ def test_two_people_write_one_pad_live_it_survives_reload_and_restart_and_viewer
     carol = open_link(carol_page, view_link, as_name="Carol Dev")
     assert "/p/r." in carol.url
     expect(editor_body(carol).locator("#innerdocbody")).to_contain_text("Alice's reply")
+    expect(alice.locator("#otheruserstable")).to_contain_text("Carol Dev")
     outcome = carol.evaluate(CRAFTED_CHANGE)
     assert outcome == {"readonly": True, "accepted": False}
     read_only = carol.url.split("/p/")[1].split("?")[0]
