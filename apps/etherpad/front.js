@@ -236,8 +236,13 @@ async function relay(req, res, role, options, agent) {
 // WebSocket upgrades (socket.io's transport): the same sign-in, then the bytes
 // are relayed both ways untouched; Etherpad filters the messages by session.
 function relayUpgrade(req, socket, head, role, options) {
-  const url = new URL(req.url, "http://grain");
-  if (!url.pathname.startsWith("/socket.io/")) {
+  let path = "";
+  try {
+    path = new URL(req.url, "http://grain").pathname;
+  } catch (err) {
+    // Not a path: answered as any other one outside socket.io.
+  }
+  if (!path.startsWith("/socket.io/")) {
     socket.end("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     return;
   }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -85,7 +86,8 @@ def test_editors_write_the_pad_viewers_cannot_even_by_crafted_requests_and_it_su
         "app_id": app_id, "action": 0, "title": "Minutes"})
     assert made.status_code == 201
     gid = made.json()["id"]
-    with grain_http(grain_server.run(gid)) as app:
+    sock = grain_server.run(gid)
+    with grain_http(sock) as app:
         # "/" leads each user to the grain's pad with their name: editors to the
         # pad, viewers to its read-only ID.
         to_pad = app.get("/", headers=RENEE)
@@ -101,6 +103,17 @@ def test_editors_write_the_pad_viewers_cannot_even_by_crafted_requests_and_it_su
         assert nameless.headers["location"] == "/p/pad"
         assert app.get("/admin/plugins", headers=RENEE).status_code == 404
         assert app.get("/api/1/listAllPads", headers=RENEE).status_code == 404
+        # WebSocket upgrades are relayed for socket.io only.
+        upgrade = {**RENEE, "Connection": "Upgrade", "Upgrade": "websocket",
+                   "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+        assert app.get("/p/pad", headers=upgrade).status_code == 404
+        # A target that is not a path at all is answered, and the grain lives on.
+        with socket.socket(socket.AF_UNIX) as raw:
+            raw.connect(str(sock))
+            raw.sendall(b"GET http://[ HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                        b"Upgrade: websocket\r\n\r\n")
+            assert raw.recv(100).startswith((b"HTTP/1.1 404", b"HTTP/1.1 400"))
+        assert app.get("/", headers=RENEE).status_code == 302
 
         # The editor types through socket.io, as the pad page does.
         pad, renee_cookies = open_page(app, RENEE)
