@@ -6,6 +6,8 @@ module-level instance, so one process can hold several servers (tests do).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +15,7 @@ from sandhaven.config import Settings
 from sandhaven.config.runtime import RuntimeSettings
 from sandhaven.grains import Grains
 from sandhaven.grains.access_log import AccessLog
+from sandhaven.grains.expiry import ExpiryAlarm
 from sandhaven.grains.requests import AccessRequests
 from sandhaven.grains.sessions import GrainSessions
 from sandhaven.grains.shares import Shares
@@ -21,7 +24,7 @@ from sandhaven.identity import Identity
 from sandhaven.mail import Mailer
 from sandhaven.packages.service import PackageService
 from sandhaven.sandbox.spec import Limits
-from sandhaven.store import Store
+from sandhaven.store import Store, utcnow
 from sandhaven.store.secrets import server_secret
 from sandhaven.supervisor import Supervisor, SupervisorConfig
 
@@ -51,6 +54,7 @@ class Services:
     access_log: AccessLog | None = None
     access_requests: AccessRequests | None = None
     upstream: Any = None  # the gateway's connection pool, set by the composition root
+    _alarm: asyncio.Task[None] | None = None
 
     @classmethod
     def build(cls, settings: Settings, store: Store | None = None) -> Services:
@@ -89,12 +93,23 @@ class Services:
         return services
 
     async def start(self) -> None:
-        """Start what runs in the background: the supervisor. Raises SandboxUnavailable."""
+        """Start what runs in the background: the supervisor, and the alarm that
+        makes sharing links expire on open connections. Raises SandboxUnavailable."""
         if self.supervisor is not None:
             await self.supervisor.start()
+        if self.shares is not None:
+            shares = self.shares
+            self._alarm = asyncio.create_task(ExpiryAlarm(
+                shares.next_expiry, shares.end_expired, shares.sessions.subscribe,
+                utcnow).run())
 
     async def close(self) -> None:
-        """Stop every grain cleanly, then the supervisor."""
+        """Stop the expiry alarm and every grain cleanly, then the supervisor."""
+        if self._alarm is not None:
+            self._alarm.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._alarm
+            self._alarm = None
         if self.supervisor is not None:
             await self.supervisor.close()
 
