@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import re
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from starlette.testclient import TestClient
@@ -56,10 +57,35 @@ def _person(gs, email: str, name: str) -> tuple[TestClient, str]:  # type: ignor
     return client, bearer(client, gs.services, email, name)
 
 
-def _share(client: TestClient, grain_id: str, role: int, label: str = "") -> dict:
-    made = client.post(f"/api/v1/grains/{grain_id}/shares", json={"role": role, "label": label})
+def _share(client: TestClient, grain_id: str, role: int, label: str = "", **more) -> dict:  # type: ignore[no-untyped-def]
+    made = client.post(f"/api/v1/grains/{grain_id}/shares",
+                       json={"role": role, "label": label, **more})
     assert made.status_code == 201, made.text
     return made.json()
+
+
+def _expiring_in(seconds: float) -> tuple[str, float]:
+    """An expiry ``seconds`` ahead: (ISO 8601 with Z, as time.time())."""
+    at = datetime.now(UTC) + timedelta(seconds=seconds)
+    return at.isoformat().replace("+00:00", "Z"), at.timestamp()
+
+
+def _until(at: float) -> None:
+    """Wait for the clock to reach ``at`` (time.time()): the expiry under test."""
+    while time.time() < at:
+        time.sleep(min(0.02, max(0.0, at - time.time())))
+
+
+def _refused_within(check, at: float, limit: float = 1.0):  # type: ignore[no-untyped-def]
+    """Poll ``check()`` (a response) from time ``at`` on until it is no longer 200;
+    asserts that happened within ``limit`` seconds of ``at``; returns it."""
+    _until(at)
+    while True:
+        answer = check()
+        if answer.status_code != 200:
+            assert time.time() - at <= limit, f"refused {time.time() - at:.2f} s late"
+            return answer
+        assert time.time() - at <= limit, "still served a second after expiry"
 
 
 def _accept(client: TestClient, link: str) -> None:
@@ -280,14 +306,17 @@ def test_websockets_close_when_their_access_is_revoked_or_changed(grain_server, 
 
         editor = _share(owner, gid, EDITOR, "team")
         viewer = _share(owner, gid, VIEWER, "readers")
+        expires, at = _expiring_in(3.0)
+        brief = _share(owner, gid, VIEWER, "brief", expires=expires)
+        expiring = connect(svc.grain_sessions.open_anonymous(brief["id"], gid).url)
         kept = connect(svc.grain_sessions.open(owner_id, gid).url)
         changed = connect(svc.grain_sessions.open_anonymous(editor["id"], gid).url)
         revoked = connect(svc.grain_sessions.open_anonymous(viewer["id"], gid).url)
         token = owner.post(f"/api/v1/grains/{gid}/api-tokens", json={"role": EDITOR}).json()
         by_token = client.websocket_connect("ws://api.localhost:6080/ws", headers={
             "authorization": f"Bearer {token['token']}"})
-        with kept as k, changed as c, revoked as r, by_token as t:
-            for ws in (k, c, r, t):
+        with kept as k, changed as c, revoked as r, by_token as t, expiring as x:
+            for ws in (k, c, r, t, x):
                 ws.send_text("hello")
                 assert ws.receive_text() == "hello"
             assert owner.patch(f"/api/v1/grains/{gid}/access/{editor['id']}",
@@ -300,6 +329,11 @@ def test_websockets_close_when_their_access_is_revoked_or_changed(grain_server, 
             assert owner.delete(f"/api/v1/grains/{gid}/api-tokens/{token['id']}"
                                 ).status_code == 204
             assert t.receive()["code"] == REVOKED_CODE
+            # An expiring link's connection closes within a second of the expiry,
+            # with nobody changing anything.
+            assert x.receive() == {"type": "websocket.close", "code": REVOKED_CODE,
+                                   "reason": "access changed"}
+            assert at <= time.time() <= at + 1.0, f"closed {time.time() - at:.2f} s after"
             k.send_text("still here")  # the owner's connection is untouched
             assert k.receive_text() == "still here"
             relays_open(1)
@@ -406,3 +440,61 @@ def test_a_role_a_reshare_cannot_grant_is_refused(grain_server):
     raised = owner.patch(f"/api/v1/grains/{gid}/access/{from_bob['id']}",
                          json={"role": EDITOR})
     assert raised.status_code == 200 and raised.json()["permissions"] == ["write"]
+
+
+def test_an_expired_link_behaves_like_a_revoked_one(grain_server):
+    """Sessions (a person's and an anonymous one) and API tokens derived from an
+    expiring link stop within a second of the expiry, with a message saying when."""
+    gs = grain_server
+    owner, _ = _person(gs, "ann@example.org", "Ann")
+    gid = owner.post("/api/v1/grains", json={"app_id": gs.app_id, "title": "N"}).json()["id"]
+    expires, at = _expiring_in(3.0)
+    link = _share(owner, gid, EDITOR, "for a while", expires=expires)
+    assert link["expires_at"] is not None and link["expired"] is False
+    kept = _share(owner, gid, VIEWER, "for good")
+    assert kept["expires_at"] is None
+    bob, _ = _person(gs, "bob@example.org", "Bob")
+    _accept(bob, link["url"])
+    bob_view = _open(gs, bob, gid)
+    anonymous_view = _open_anonymously(gs, link["url"])
+    assert _seen(bob_view)["x-sandstorm-permissions"] == "write"
+    assert _seen(anonymous_view)["x-sandstorm-permissions"] == "write"
+    token = bob.post(f"/api/v1/grains/{gid}/api-tokens", json={"role": EDITOR}).json()
+    api = gs.browser("http://api.localhost:6080")
+    auth = {"Authorization": f"Bearer {token['token']}"}
+    assert api.get("/", headers=auth).status_code == 200
+    # A re-share hangs from the link: it expires with it.
+    from_bob = _share(bob, gid, VIEWER, "bob's")
+    carol, _ = _person(gs, "carol@example.org", "Carol")
+    _accept(carol, from_bob["url"])
+    carol_view = _open(gs, carol, gid)
+
+    refused = _refused_within(lambda: bob_view.get("/"), at)
+    assert refused.status_code == 403 and "This sharing link expired on" in refused.text
+    for view in (anonymous_view, carol_view):
+        assert _refused_within(lambda v=view: v.get("/"), at).status_code == 403
+    denied = _refused_within(lambda: api.get("/", headers=auth), at)
+    assert denied.status_code == 401 and "expired on" in denied.text
+    # Opening the link again is a clear page; the grain left Bob's and Carol's lists.
+    page = gs.browser().get(link["url"].removeprefix(BASE))
+    assert page.status_code == 410 and "This sharing link expired on" in page.text
+    assert bob.post(link["url"].removeprefix(BASE)).status_code == 410
+    assert bob.get("/api/v1/grains?shared=true").json() == []
+    assert bob.post(f"/api/v1/grains/{gid}/sessions").status_code == 404
+    assert carol.get("/api/v1/grains?shared=true").json() == []
+    listed = {a["id"]: a for a in owner.get(f"/api/v1/grains/{gid}/access").json()}
+    assert listed[link["id"]]["expired"] is True and listed[link["id"]]["permissions"] == []
+    assert listed[kept["id"]]["expired"] is False
+    # The link that never expires still works; a new grant gives Bob new credentials,
+    # never the old ones back (once the server acted on the expiry, as it does at once).
+    def acted_on() -> bool:
+        upto = gs.services.shares.expired_upto
+        return upto is not None and upto.replace(tzinfo=UTC).timestamp() >= at
+
+    deadline = time.monotonic() + 5
+    while not acted_on():
+        assert time.monotonic() < deadline, "the expiry was not acted on"
+        time.sleep(0.01)
+    _accept(bob, kept["url"])
+    assert _seen(bob_view) == 403 and api.get("/", headers=auth).status_code == 401
+    assert _seen(_open(gs, bob, gid))["x-sandstorm-permissions"] == ""

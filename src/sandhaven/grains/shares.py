@@ -104,7 +104,8 @@ class Shares:
         self.grains = grains
         self.mailer = mailer
         self.on_change: list[Callable[[], object]] = [sessions.clear_cache]
-        self._expired_upto: datetime | None = None  # see end_expired
+        # Expiries up to this time (naive UTC) were acted on (see end_expired).
+        self.expired_upto: datetime | None = None
 
     def _changed(self) -> None:
         for callback in self.on_change:
@@ -171,7 +172,7 @@ class Shares:
         end for good the sessions and grain tokens of people left without access, as
         revoking does. Returns how many links expired. Run by the expiry alarm."""
         now = utcnow()
-        since = self._expired_upto or now - timedelta(days=1)
+        since = self.expired_upto or now - timedelta(days=1)
         recipients: dict[str, set[str]] = {}
         with self.store.read() as s:
             pending = list(s.scalars(select(Share).where(
@@ -188,7 +189,7 @@ class Shares:
                     recipients.setdefault(row.grain_id, set()).add(row.recipient_id)
                 pending.extend(s.scalars(select(Share).where(
                     Share.parent_id == row.id, Share.revoked_at.is_(None))))
-        self._expired_upto = now
+        self.expired_upto = now
         self._changed()
         for grain_id, user_ids in recipients.items():
             self._end_lost_access(grain_id, user_ids)

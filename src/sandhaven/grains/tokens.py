@@ -162,10 +162,11 @@ class GrainTokens:
         invalid = "The API token is not valid or was revoked."
         with self.store.read() as s:
             row = s.scalar(select(ApiToken).where(ApiToken.token_hash == key))
-            if row is None or row.revoked_at is not None or row.grain_id is None:
+            if row is None or row.grain_id is None:
                 return invalid
-            access = self.sessions._access(s, row.user_id, row.grain_id)
-            if access is None:
+            access = (self.sessions._access(s, row.user_id, row.grain_id)
+                      if row.revoked_at is None else None)
+            if access is None:  # when a sharing link expired, say so
                 expired = self.sessions.expired_message(s, row.user_id, row.grain_id, None)
                 return (f"{expired} The API token made from it grants nothing."
                         if expired else invalid)
