@@ -88,6 +88,24 @@ def _refused_within(check, at: float, limit: float = 1.0):  # type: ignore[no-un
         assert time.time() - at <= limit, "still served a second after expiry"
 
 
+class _Log:
+    """The rows a grain's access log gained since the last look, oldest first, as
+    ``(via, user_name, label, role, permissions, identity_id)``; every row must also
+    carry the client's IP address and user agent (the test client's own)."""
+
+    def __init__(self, owner: TestClient, grain_id: str) -> None:
+        self.owner, self.grain_id, self.seen = owner, grain_id, 0
+
+    def new(self) -> list[tuple]:
+        rows = self.owner.get(f"/api/v1/grains/{self.grain_id}/access-log").json()
+        fresh = list(reversed(rows))[self.seen:]
+        self.seen = len(rows)
+        for row in fresh:
+            assert row["client_ip"] and row["user_agent"], row
+        return [(r["via"], r["user_name"], r["label"], r["role"], r["permissions"],
+                 r["identity_id"]) for r in fresh]
+
+
 def _accept(client: TestClient, link: str) -> None:
     accepted = client.post(link.removeprefix(BASE))
     assert accepted.status_code == 303, accepted.text
@@ -97,8 +115,10 @@ def test_owner_link_holder_and_anonymous_visitor_see_their_roles(grain_server):
     gs = grain_server
     owner, _ = _person(gs, "ann@example.org", "Ann")
     grain = owner.post("/api/v1/grains", json={"app_id": gs.app_id, "title": "N"}).json()
+    log = _Log(owner, grain["id"])
     seen = _seen(_open(gs, owner, grain["id"]))
     assert seen["x-sandstorm-permissions"] == "write" and seen["x-sandstorm-username"] == "Ann"
+    assert log.new() == [("owner", "Ann", "", None, ["write"], seen["x-sandstorm-user-id"])]
 
     viewer_link = _share(owner, grain["id"], VIEWER, "read only")
     assert viewer_link["url"].startswith(f"{BASE}/shared/")
@@ -121,6 +141,10 @@ def test_owner_link_holder_and_anonymous_visitor_see_their_roles(grain_server):
     assert seen["x-sandstorm-username"] == "Bob" and seen["x-sandstorm-permissions"] == ""
     assert len(seen["x-sandstorm-user-id"]) == 32
     assert bob_view.post("/", content="edit").status_code == 403  # the app refuses
+    # Taking the link wrote nothing; opening the grain wrote one row, however many
+    # requests the session makes.
+    assert log.new() == [("share", "Bob", "read only", VIEWER, [],
+                          seen["x-sandstorm-user-id"])]
     _accept(bob, viewer_link["url"])  # opening again adds nothing
     people = [a for a in owner.get(f"/api/v1/grains/{grain['id']}/access").json()
               if a["kind"] == "person"]
@@ -137,6 +161,9 @@ def test_owner_link_holder_and_anonymous_visitor_see_their_roles(grain_server):
     writer = _open_anonymously(gs, editor_link["url"])
     assert _seen(writer)["x-sandstorm-permissions"] == "write"
     assert writer.post("/", content="anonymous edit").status_code == 200
+    assert log.new() == [
+        ("link", "Anonymous User", "read only", VIEWER, [], None),
+        ("link", "Anonymous User", "Sharing link", EDITOR, ["write"], None)]
 
     # A logged-in visitor may open it anonymously: no grant is recorded for them,
     # and the page says what the access log does record.
@@ -154,8 +181,18 @@ def test_owner_link_holder_and_anonymous_visitor_see_their_roles(grain_server):
     _enter(gs, html.unescape(re.search(r'id="grain-frame"[^>]*src="([^"]+)"',
                                        quiet.text).group(1)))
     rows = owner.get(f"/api/v1/grains/{grain['id']}/access-log").json()
-    assert any(r["user_id"] is None and r["user_agent"] == "carols-browser/1"
-               and r["label"] == editor_link["label"] and r["client_ip"] for r in rows), rows
+    assert rows[0]["user_id"] is None and rows[0]["user_agent"] == "carols-browser/1"
+    assert log.new() == [("link", "Anonymous User", "Sharing link", EDITOR, ["write"], None)]
+
+    # API tokens: one row per token per hour, not per request.
+    token = bob.post(f"/api/v1/grains/{grain['id']}/api-tokens",
+                     json={"role": VIEWER, "label": "bob's script"}).json()
+    api = gs.browser("http://api.localhost:6080")
+    for _ in range(3):
+        answer = api.get("/", headers={"Authorization": f"Bearer {token['token']}"})
+        assert answer.status_code == 200
+    assert log.new() == [("token", "Bob", "bob's script", VIEWER, [],
+                          seen["x-sandstorm-user-id"])]
 
 
 def test_reshare_is_capped_and_revoking_a_middle_link_cuts_off_its_children(grain_server):
@@ -163,11 +200,15 @@ def test_reshare_is_capped_and_revoking_a_middle_link_cuts_off_its_children(grai
     owner, _ = _person(gs, "ann@example.org", "Ann")
     grain = owner.post("/api/v1/grains", json={"app_id": gs.app_id, "title": "N"}).json()
     gid = grain["id"]
+    log = _Log(owner, gid)
     first = _share(owner, gid, EDITOR, "team")
     bob, _ = _person(gs, "bob@example.org", "Bob")
     _accept(bob, first["url"])
     bob_view = _open(gs, bob, gid)
-    assert _seen(bob_view)["x-sandstorm-permissions"] == "write"
+    bob_seen = _seen(bob_view)
+    assert bob_seen["x-sandstorm-permissions"] == "write"
+    bob_identity = bob_seen["x-sandstorm-user-id"]
+    assert log.new() == [("share", "Bob", "team", EDITOR, ["write"], bob_identity)]
 
     # Bob re-shares as editor; Carol takes it; an anonymous visitor uses it too.
     middle = _share(bob, gid, EDITOR, "from bob")
@@ -175,8 +216,12 @@ def test_reshare_is_capped_and_revoking_a_middle_link_cuts_off_its_children(grai
     _accept(carol, middle["url"])
     carol_view = _open(gs, carol, gid)
     anonymous_view = _open_anonymously(gs, middle["url"])
-    assert _seen(carol_view)["x-sandstorm-permissions"] == "write"
+    carol_seen = _seen(carol_view)
+    assert carol_seen["x-sandstorm-permissions"] == "write"
     assert _seen(anonymous_view)["x-sandstorm-permissions"] == "write"
+    assert log.new() == [
+        ("share", "Carol", "from bob", EDITOR, ["write"], carol_seen["x-sandstorm-user-id"]),
+        ("link", "Anonymous User", "from bob", EDITOR, ["write"], None)]
 
     # The owner makes the link Bob took a viewer's: Bob and everything he shared is
     # capped on the very next request of the sessions already open.
@@ -199,6 +244,14 @@ def test_reshare_is_capped_and_revoking_a_middle_link_cuts_off_its_children(grai
     assert bob.get(f"/api/v1/grains/{gid}/access").json() == before
     owner.patch(f"/api/v1/grains/{gid}/access/{first['id']}", json={"role": EDITOR})
     assert _seen(carol_view)["x-sandstorm-permissions"] == "write"
+    # Role changes reach open sessions without a new row (rows are per opening).
+    assert log.new() == []
+    # A session opened now is logged with what the capped chain grants.
+    owner.patch(f"/api/v1/grains/{gid}/access/{first['id']}", json={"role": VIEWER})
+    assert _seen(_open(gs, carol, gid))["x-sandstorm-permissions"] == ""
+    assert log.new() == [("share", "Carol", "from bob", EDITOR, [],
+                          carol_seen["x-sandstorm-user-id"])]
+    owner.patch(f"/api/v1/grains/{gid}/access/{first['id']}", json={"role": EDITOR})
 
     # A suspended sharer's shares grant nothing while the suspension lasts.
     admin = gs.services.identity.users.create("root@example.org", "Root", is_admin=True)
@@ -206,9 +259,12 @@ def test_reshare_is_capped_and_revoking_a_middle_link_cuts_off_its_children(grai
     users.set_suspended(admin.id, bob_share["recipient"]["id"], True)
     assert _seen(carol_view) == 403 and _seen(anonymous_view) == 403
     assert _seen(bob_view) == 403 and bob.get("/api/v1/me").status_code == 401
+    assert bob.post(f"/api/v1/grains/{gid}/sessions").status_code == 401
+    assert log.new() == []  # refused openings write nothing
     users.set_suspended(admin.id, bob_share["recipient"]["id"], False)
     assert _seen(carol_view)["x-sandstorm-permissions"] == "write"
     bob_view = _open(gs, bob, gid)  # his own sessions ended for good
+    assert log.new() == [("share", "Bob", "team", EDITOR, ["write"], bob_identity)]
 
     # Revoking Bob's link cuts off Carol and the anonymous visitor, not Bob.
     assert owner.delete(f"/api/v1/grains/{gid}/access/{middle['id']}").status_code == 204
@@ -217,12 +273,14 @@ def test_reshare_is_capped_and_revoking_a_middle_link_cuts_off_its_children(grai
     assert carol.post(f"/api/v1/grains/{gid}/sessions").status_code == 404
     assert carol.get("/api/v1/grains?shared=true").json() == []
     assert gs.browser().get(middle["url"].removeprefix(BASE)).status_code == 410
+    assert log.new() == []
     # Revoking the first link cuts off Bob, whose access came from it.
     assert owner.delete(f"/api/v1/grains/{gid}/access/{first['id']}").status_code == 204
     assert _seen(bob_view) == 403
     assert [a for a in owner.get(f"/api/v1/grains/{gid}/access").json()] == []
     seen = _seen(_open(gs, owner, gid))
     assert seen["x-sandstorm-permissions"] == "write"
+    assert log.new() == [("owner", "Ann", "", None, ["write"], seen["x-sandstorm-user-id"])]
 
 
 def test_who_may_change_what(grain_server):
