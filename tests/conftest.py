@@ -122,3 +122,32 @@ def bearer(client: TestClient, services: Services, email: str, name: str) -> str
     _, token = services.identity.tokens.create(user.id, "test")
     client.headers["Authorization"] = f"Bearer {token}"
     return user.id
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--all-apps", action="store_true",
+                     help="also run the end-to-end tests of every app recipe (make e2e)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``all_apps`` are deselected (not skipped) unless ``--all-apps``
+    is given: CI runs the apps of its set, ``make e2e`` runs them all."""
+    if config.getoption("--all-apps"):
+        return
+    keep = [i for i in items if i.get_closest_marker("all_apps") is None]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Chromium (Debian's) driven by Playwright; one per test."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.ui import ARGS, CHROMIUM
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
