@@ -543,6 +543,11 @@ def test_an_expired_link_behaves_like_a_revoked_one(grain_server):
     listed = {a["id"]: a for a in owner.get(f"/api/v1/grains/{gid}/access").json()}
     assert listed[link["id"]]["expired"] is True and listed[link["id"]]["permissions"] == []
     assert listed[kept["id"]]["expired"] is False
+    page = gs.browser()
+    login_as(page, gs.services, "ann@example.org", "Ann")
+    table = page.get(f"/grains/{gid}").text.split('aria-label="Who has access"', 1)[1]
+    row = table.split("for a while", 1)[1].split("</tr>", 1)[0]
+    assert "<strong>expired</strong>" in row and " UTC</td>" in row
     # The link that never expires still works; a new grant gives Bob new credentials,
     # never the old ones back (once the server acted on the expiry, as it does at once).
     def acted_on() -> bool:
