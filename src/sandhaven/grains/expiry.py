@@ -16,7 +16,11 @@ import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import structlog
+
 from sandhaven.errors import InvalidInput
+
+log = structlog.get_logger("sandhaven.grains")
 
 # The furthest ahead an expiry may be set: ten years, well inside datetime's range.
 MAX_DAYS = 3650
@@ -92,7 +96,11 @@ class ExpiryAlarm:
         try:
             while True:
                 woken.clear()
-                at = await asyncio.to_thread(self.next_expiry)
+                try:
+                    at = await asyncio.to_thread(self.next_expiry)
+                except Exception:  # the store is busy or gone: try again later
+                    log.exception("expiry_alarm_failed")
+                    at = None
                 wait = IDLE_RECHECK
                 if at is not None:
                     wait = min(wait, max(0.0, (at - self.now()).total_seconds()))
@@ -100,6 +108,9 @@ class ExpiryAlarm:
                     await asyncio.wait_for(woken.wait(), timeout=wait)
                 except TimeoutError:
                     if at is not None and at <= self.now():
-                        await asyncio.to_thread(self.expired)
+                        try:
+                            await asyncio.to_thread(self.expired)
+                        except Exception:
+                            log.exception("expiry_alarm_failed")
         finally:
             unsubscribe()
