@@ -126,3 +126,59 @@ def test_share_dialog_sets_an_expiry_and_shows_it(grain_server):
         assert answer.status_code == 400 and said in answer.text, (form, answer.text[-600:])
         assert 'class="share" open' in answer.text.replace("  ", " ")
     assert "bad" not in {v.label for v in gs.services.shares.list_access(owner_id, gid)}
+
+
+def test_links_that_expired_while_the_server_was_stopped_end_their_credentials(grain_server):
+    """At start the server acts on every link that expired meanwhile: the people who
+    held the grain only through it lose their grain tokens for good."""
+    from sandhaven.grains.shares import Shares
+    from sandhaven.store.models import ApiToken, Share
+    from tests.conftest import BASE, bearer
+
+    gs = grain_server
+    bearer(gs.client, gs.services, "ann@example.org", "Ann")
+    gid = gs.client.post("/api/v1/grains", json={"app_id": gs.app_id, "title": "N"}).json()["id"]
+    link = gs.client.post(f"/api/v1/grains/{gid}/shares",
+                          json={"role": 1, "expires_in_days": 30}).json()
+    bob = gs.browser()
+    bearer(bob, gs.services, "bob@example.org", "Bob")
+    assert bob.post(link["url"].removeprefix(BASE)).status_code == 303
+    token = bob.post(f"/api/v1/grains/{gid}/api-tokens", json={"role": 1}).json()
+    with gs.services.store.session() as s:  # as if it expired a week ago, server down
+        s.get(Share, link["id"]).expires_at = utcnow() - timedelta(days=7)
+    restarted = Shares(gs.services.store, gs.services.grain_sessions, gs.services.grains)
+    assert restarted.end_expired() == 1
+    with gs.services.store.read() as s:
+        assert s.get(ApiToken, token["id"]).revoked_at is not None
+    assert restarted.end_expired() == 0  # acted on once
+
+
+def test_the_alarm_acts_at_start_and_at_each_expiry():
+    import asyncio
+
+    from sandhaven.grains.expiry import ExpiryAlarm
+
+    acted: list[datetime] = []
+    soon = utcnow() + timedelta(seconds=0.3)
+    done = asyncio.Event()
+
+    def expired() -> None:
+        acted.append(utcnow())
+        if len(acted) == 2:
+            loop.call_soon_threadsafe(done.set)
+
+    async def main() -> None:
+        alarm = ExpiryAlarm(lambda: soon if not acted[1:] else None, expired,
+                            lambda wake: (lambda: None), utcnow)
+        task = asyncio.create_task(alarm.run())
+        await asyncio.wait_for(done.wait(), timeout=10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert len(acted) == 2 and acted[0] < soon <= acted[1]

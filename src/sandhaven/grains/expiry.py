@@ -69,8 +69,8 @@ def parse_expiry(now: datetime, expires: str | datetime | None = None,
 
 
 class ExpiryAlarm:
-    """Sleeps until the next sharing link expires, then runs ``expired`` (which
-    clears the access caches and tells open WebSockets to recheck). ``next_expiry()``
+    """Runs ``expired`` once at start and then each time a sharing link expires
+    (it clears the access caches and tells open WebSockets to recheck). ``next_expiry()``
     gives the earliest future expiry (naive UTC) or None; ``subscribe`` registers a
     wake-up that any thread may call when expiries may have changed (a new link).
     Run :meth:`run` as a task; cancel it to stop."""
@@ -92,8 +92,15 @@ class ExpiryAlarm:
             with contextlib.suppress(RuntimeError):  # the loop already closed
                 loop.call_soon_threadsafe(woken.set)
 
+        async def act() -> None:
+            try:
+                await asyncio.to_thread(self.expired)
+            except Exception:  # the store is busy or gone: the next expiry retries
+                log.exception("expiry_alarm_failed")
+
         unsubscribe = self.subscribe(wake)
         try:
+            await act()  # expiries that passed while the server was stopped
             while True:
                 woken.clear()
                 try:
@@ -108,9 +115,6 @@ class ExpiryAlarm:
                     await asyncio.wait_for(woken.wait(), timeout=wait)
                 except TimeoutError:
                     if at is not None and at <= self.now():
-                        try:
-                            await asyncio.to_thread(self.expired)
-                        except Exception:
-                            log.exception("expiry_alarm_failed")
+                        await act()
         finally:
             unsubscribe()

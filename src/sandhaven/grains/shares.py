@@ -167,12 +167,14 @@ class Shares:
         return view, token
 
     def end_expired(self) -> int:
-        """Act on links that expired since the last call (the first call looks back a
-        day): clear the access caches, so open sessions and WebSockets stop now, and
-        end for good the sessions and grain tokens of people left without access, as
-        revoking does. Returns how many links expired. Run by the expiry alarm."""
+        """Act on links that expired since the last call (the first call, at start,
+        on every link that ever expired, in case the server was down then): clear
+        the access caches, so open sessions and WebSockets stop now, and end for
+        good the sessions and grain tokens of people left without access, as
+        revoking does (again harmless). Returns how many links expired. Run by the
+        expiry alarm."""
         now = utcnow()
-        since = self.expired_upto or now - timedelta(days=1)
+        since = self.expired_upto or datetime.min
         recipients: dict[str, set[str]] = {}
         with self.store.read() as s:
             pending = list(s.scalars(select(Share).where(
