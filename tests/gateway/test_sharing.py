@@ -521,8 +521,9 @@ def test_an_expired_link_behaves_like_a_revoked_one(grain_server):
     api = gs.browser("http://api.localhost:6080")
     auth = {"Authorization": f"Bearer {token['token']}"}
     assert api.get("/", headers=auth).status_code == 200
-    # A re-share hangs from the link: it expires with it.
+    # A re-share hangs from the link: it expires with it, and says so.
     from_bob = _share(bob, gid, VIEWER, "bob's")
+    assert from_bob["expires_at"] == link["expires_at"]
     carol, _ = _person(gs, "carol@example.org", "Carol")
     _accept(carol, from_bob["url"])
     carol_view = _open(gs, carol, gid)

@@ -222,9 +222,10 @@ class ShareEntry(BaseModel):
     follows_link: bool = Field(default=False, description="A person's grant taken from a "
                                "link: its role is the link's current role, changed only "
                                "on the link")
-    expires_at: str | None = Field(default=None, description="When a link stops granting "
-                                   "anything (UTC); null: never")
-    expired: bool = Field(default=False, description="The link's expiry has passed")
+    expires_at: str | None = Field(default=None, description="When it stops granting "
+                                   "anything (UTC): the earliest expiry of the link it is "
+                                   "or hangs from; null: never")
+    expired: bool = Field(default=False, description="That expiry has passed")
 
 
 class ShareCreated(ShareEntry):

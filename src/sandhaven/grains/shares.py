@@ -34,6 +34,7 @@ from sandhaven.errors import Forbidden, Gone, InvalidInput, MailError, NotFound
 from sandhaven.grains.access import (
     Access,
     chain_expired,
+    chain_expires,
     chain_permissions,
     effective_role,
     role_permissions,
@@ -75,7 +76,9 @@ class ShareView:
     permissions: tuple[str, ...] = ()
     # A person's grant taken from a link: its role is the link's current role.
     follows_link: bool = False
-    # A link's own expiry (naive UTC), None for never; ``expired`` once it passed.
+    # When it stops granting (naive UTC), None for never: the earliest expiry along
+    # the chain it hangs from (a link's own; a person's who took a link, or a
+    # re-share's, that of the link above); ``expired`` once it passed.
     expires_at: datetime | None = None
     expired: bool = False
 
@@ -347,6 +350,7 @@ class Shares:
         recipient = s.get(User, row.recipient_id) if row.recipient_id else None
         creator = s.get(User, row.created_by)
         granted = chain_permissions(s, row, s.get(Grain, row.grain_id), manifest)
+        expires = chain_expires(s, row)
         return ShareView(
             id=row.id, kind="link" if row.recipient_id is None else "person",
             label=row.label, role=role, role_title=role_title,
@@ -357,8 +361,8 @@ class Shares:
             can_change=access.is_owner or row.created_by == access.user_id,
             permissions=granted or (),
             follows_link=taken_from_link(s, row) is not None,
-            expires_at=row.expires_at,
-            expired=row.expires_at is not None and row.expires_at <= utcnow())
+            expires_at=expires,
+            expired=expires is not None and expires <= utcnow())
 
     def list_access(self, user_id: str, grain_id: str) -> list[ShareView]:
         """Who has access, oldest first: every live share for the owner; for anyone
