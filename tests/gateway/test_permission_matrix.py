@@ -91,6 +91,7 @@ def test_permission_matrix_with_three_roles(grain_server, three_roles):
     assert ann_view.post("/", content="by Ann").status_code == 200
     assert log.new() == [("owner", "Ann", "", None, ["write", "comment"],
                           ann_seen["x-sandstorm-user-id"])]
+    assert (log.rows[0]["share_id"], log.rows[0]["token_id"]) == (None, None)
 
     # A role index beyond the manifest's is refused, nothing made.
     assert ann.post(f"/api/v1/grains/{gid}/shares", json={"role": 3}).status_code == 400
@@ -106,6 +107,7 @@ def test_permission_matrix_with_three_roles(grain_server, three_roles):
     assert bob_view.post("/", content="by Bob").status_code == 403  # no write
     assert log.new() == [("share", "Bob", "bob@example.org", COMMENTER, ["comment"],
                           bob_seen["x-sandstorm-user-id"])]
+    assert log.rows[0]["share_id"] == invited.json()["id"]
 
     # A link share taken by a person: viewer.
     readers = _share(ann, gid, VIEWER, "readers")
@@ -116,6 +118,8 @@ def test_permission_matrix_with_three_roles(grain_server, three_roles):
     assert carol_view.post("/", content="by Carol").status_code == 403
     assert log.new() == [("share", "Carol", "readers", VIEWER, [],
                           carol_seen["x-sandstorm-user-id"])]
+    carols = {a["id"]: a for a in ann.get(f"/api/v1/grains/{gid}/access").json()}
+    assert carols[log.rows[0]["share_id"]]["parent_id"] == readers["id"]  # taken from it
 
     # Anonymous use of an editor link.
     team = _share(ann, gid, EDITOR, "team")
@@ -126,6 +130,7 @@ def test_permission_matrix_with_three_roles(grain_server, three_roles):
     assert anonymous_view.post("/", content="by someone").status_code == 200
     assert log.new() == [("link", "Anonymous User", "team", EDITOR, ["write", "comment"],
                           None)]
+    assert log.rows[0]["share_id"] == team["id"]
 
     # Re-sharing with a wider role than one holds is refused (link or address), and
     # nothing is made; within it, the re-share grants the intersection.
@@ -166,6 +171,7 @@ def test_permission_matrix_with_three_roles(grain_server, three_roles):
         assert headers["x-sandstorm-permissions"] == "comment"
     assert log.new() == [("token", "Bob", "bob's script", COMMENTER, ["comment"],
                           bob_seen["x-sandstorm-user-id"])]
+    assert log.rows[0]["token_id"] == token["id"]
 
     # Revoking the middle link cuts off what hangs from it, at once; not its maker.
     assert ann.delete(f"/api/v1/grains/{gid}/access/{from_bob['id']}").status_code == 204

@@ -91,15 +91,17 @@ def _refused_within(check, at: float, limit: float = 1.0):  # type: ignore[no-un
 class _Log:
     """The rows a grain's access log gained since the last look, oldest first, as
     ``(via, user_name, label, role, permissions, identity_id)``; every row must also
-    carry the client's IP address and user agent (the test client's own)."""
+    carry the client's IP address and user agent (the test client's own). ``rows``
+    keeps the last look's rows whole (``share_id``, ``token_id``…)."""
 
     def __init__(self, owner: TestClient, grain_id: str) -> None:
         self.owner, self.grain_id, self.seen = owner, grain_id, 0
+        self.rows: list[dict] = []
 
     def new(self) -> list[tuple]:
         rows = self.owner.get(f"/api/v1/grains/{self.grain_id}/access-log").json()
         fresh = list(reversed(rows))[self.seen:]
-        self.seen = len(rows)
+        self.seen, self.rows = len(rows), fresh
         for row in fresh:
             assert row["client_ip"] and row["user_agent"], row
         return [(r["via"], r["user_name"], r["label"], r["role"], r["permissions"],

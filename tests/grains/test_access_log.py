@@ -58,6 +58,8 @@ def test_access_log_rows_for_each_way_in(grain_server):
     assert exported.headers["content-type"].startswith("text/csv")
     table = list(csv.reader(io.StringIO(exported.text)))
     assert table[0][:3] == ["at", "grain_id", "grain_title"] and len(table) == 5
+    assert table[0][-3:] == ["role_title", "share_id", "token_id"]
+    assert table[1][-1] == str(token["id"]) and table[1][-2] == ""
     assert bob.get(f"/api/v1/grains/{gid}/access-log").status_code == 403
     assert [r["via"] for r in bob.get("/api/v1/me/activity").json()] == ["share"]
     stranger = gs.browser()

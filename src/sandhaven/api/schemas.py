@@ -248,6 +248,9 @@ class AccessLogRow(BaseModel):
     user_agent: str
     role_title: str = Field("", description="The role's title in the grain's current "
                             "package; empty for the owner and full-access tokens")
+    share_id: int | None = Field(None, description="The share it came through: the "
+                                 "person's own, or the link used anonymously")
+    token_id: int | None = Field(None, description="The API token used (via token)")
 
 
 class AccessRequestCreate(Strict):

@@ -58,6 +58,9 @@ class LogRow:
     user_agent: str
     # The role's title in the grain's current package ("" for none or unknown).
     role_title: str = ""
+    # Which share (a person's, or the link) or API token it came through, if any.
+    share_id: int | None = None
+    token_id: int | None = None
 
     def api(self) -> dict[str, object]:
         return {"at": self.at.isoformat() + "Z", "grain_id": self.grain_id,
@@ -65,11 +68,13 @@ class LogRow:
                 "user_name": self.user_name, "identity_id": self.identity_id,
                 "via": self.via, "label": self.label, "role": self.role,
                 "permissions": list(self.permissions), "client_ip": self.client_ip,
-                "user_agent": self.user_agent, "role_title": self.role_title}
+                "user_agent": self.user_agent, "role_title": self.role_title,
+                "share_id": self.share_id, "token_id": self.token_id}
 
 
 CSV_COLUMNS = ("at", "grain_id", "grain_title", "user_id", "user_name", "identity_id", "via",
-               "label", "role", "permissions", "client_ip", "user_agent")
+               "label", "role", "permissions", "client_ip", "user_agent", "role_title",
+               "share_id", "token_id")
 
 
 def record(s: Session, access: Access, identity_id: str | None, client: Client | None,
@@ -149,7 +154,7 @@ class AccessLog:
                 client_ip=entry.client_ip, user_agent=entry.user_agent,
                 role_title=titles[entry.role_index]
                 if entry.role_index is not None and 0 <= entry.role_index < len(titles)
-                else ""))
+                else "", share_id=entry.share_id, token_id=entry.token_id))
         return rows
 
     def for_grain(self, user_id: str, grain_id: str, *, person: str | None = None,
