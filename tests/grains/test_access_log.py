@@ -102,8 +102,13 @@ def test_access_log_page(grain_server):
     gid = gs.services.grains.create(
         login_as(gs.client, gs.services, "ann@example.org", "Ann"), gs.app_id, 0, "N").id
     assert 'href="/grains/' + gid + '/access-log"' in gs.client.get(f"/grains/{gid}").text
+    ann_id = gs.services.identity.users.find_by_email("ann@example.org").id
+    link, _ = gs.services.shares.create_link(ann_id, gid, 1, "readers")
+    gs.services.grain_sessions.open_anonymous(link.id, gid)
     page = gs.client.get(f"/grains/{gid}/access-log")
     assert page.status_code == 200 and "owner" in page.text and "Ann" in page.text
+    assert "viewer <span class=\"muted\">— no permissions" in page.text
+    assert "owner <span class=\"muted\">— write" in page.text
     assert "format=csv" in page.text
     assert gs.client.get(f"/grains/{gid}/access-log", params={"since": "2026-13-01"}
                          ).status_code == 400
