@@ -7,7 +7,6 @@ module-level instance, so one process can hold several servers (tests do).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,8 +106,9 @@ class Services:
         """Stop the expiry alarm and every grain cleanly, then the supervisor."""
         if self._alarm is not None:
             self._alarm.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._alarm
+            await asyncio.wait({self._alarm}, timeout=5)  # bounded: a stop never hangs
+            if self._alarm.done() and not self._alarm.cancelled():
+                self._alarm.exception()  # retrieved: it ended on its own, already logged
             self._alarm = None
         if self.supervisor is not None:
             await self.supervisor.close()

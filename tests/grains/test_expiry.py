@@ -182,3 +182,41 @@ def test_the_alarm_acts_at_start_and_at_each_expiry():
     finally:
         loop.close()
     assert len(acted) == 2 and acted[0] < soon <= acted[1]
+
+
+@pytest.mark.parametrize("steps", range(6))
+def test_the_alarm_stops_when_cancelled_as_it_is_woken(steps):
+    """A cancellation arriving as the alarm wakes must still stop it (the server
+    waits for it on shutdown); ``steps`` spreads the cancel over the wake-up."""
+    import asyncio
+
+    from sandhaven.grains.expiry import ExpiryAlarm
+
+    async def main() -> bool:
+        wakes: list = []
+        started = asyncio.Event()
+
+        def subscribe(wake):  # type: ignore[no-untyped-def]
+            wakes.append(wake)
+            return lambda: None
+
+        def expired() -> None:
+            loop.call_soon_threadsafe(started.set)
+
+        task = asyncio.create_task(ExpiryAlarm(lambda: None, expired, subscribe,
+                                               utcnow).run())
+        await started.wait()  # past its first act, now waiting
+        for _ in range(20):
+            await asyncio.sleep(0)
+        wakes[0]()
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.wait({task}, timeout=5)
+        return task.cancelled()
+
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(main())
+    finally:
+        loop.close()

@@ -111,8 +111,12 @@ class ExpiryAlarm:
                 wait = IDLE_RECHECK
                 if at is not None:
                     wait = min(wait, max(0.0, (at - self.now()).total_seconds()))
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow
+                # a cancellation that arrives as the wake-up does, and the server's
+                # shutdown would then wait for the next recheck.
                 try:
-                    await asyncio.wait_for(woken.wait(), timeout=wait)
+                    async with asyncio.timeout(wait):
+                        await woken.wait()
                 except TimeoutError:
                     if at is not None and at <= self.now():
                         await act()
