@@ -6,6 +6,7 @@ module-level instance, so one process can hold several servers (tests do).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from sandhaven.config import Settings
 from sandhaven.config.runtime import RuntimeSettings
 from sandhaven.grains import Grains
 from sandhaven.grains.access_log import AccessLog
+from sandhaven.grains.expiry import ExpiryAlarm
 from sandhaven.grains.requests import AccessRequests
 from sandhaven.grains.sessions import GrainSessions
 from sandhaven.grains.shares import Shares
@@ -26,7 +28,7 @@ from sandhaven.identity import Identity
 from sandhaven.mail import Mailer
 from sandhaven.packages.service import PackageService
 from sandhaven.sandbox.spec import Limits
-from sandhaven.store import Store
+from sandhaven.store import Store, utcnow
 from sandhaven.store.secrets import server_secret
 from sandhaven.supervisor import Supervisor, SupervisorConfig
 
@@ -57,6 +59,7 @@ class Services:
     access_requests: AccessRequests | None = None
     backups: GrainBackups | None = None
     upstream: Any = None  # the gateway's connection pool, set by the composition root
+    _alarm: asyncio.Task[None] | None = None
 
     @classmethod
     def build(cls, settings: Settings, store: Store | None = None) -> Services:
@@ -110,14 +113,26 @@ class Services:
         return services
 
     async def start(self) -> None:
-        """Start what runs in the background: the supervisor. Raises SandboxUnavailable."""
+        """Start what runs in the background: the supervisor, and the alarm that
+        makes sharing links expire on open connections. Raises SandboxUnavailable."""
         if self.backups is not None:
             self.backups.clean_staging()  # what a killed restore left
         if self.supervisor is not None:
             await self.supervisor.start()
+        if self.shares is not None:
+            shares = self.shares
+            self._alarm = asyncio.create_task(ExpiryAlarm(
+                shares.next_expiry, shares.end_expired, shares.sessions.subscribe,
+                utcnow).run())
 
     async def close(self) -> None:
-        """Stop every grain cleanly, then the supervisor."""
+        """Stop the expiry alarm and every grain cleanly, then the supervisor."""
+        if self._alarm is not None:
+            self._alarm.cancel()
+            await asyncio.wait({self._alarm}, timeout=5)  # bounded: a stop never hangs
+            if self._alarm.done() and not self._alarm.cancelled():
+                self._alarm.exception()  # retrieved: it ended on its own, already logged
+            self._alarm = None
         if self.supervisor is not None:
             await self.supervisor.close()
 
