@@ -4,8 +4,8 @@
 install:
 	bash scripts/install.sh
 
-serve: install
-	.venv/bin/sandhaven serve
+serve:
+	bash scripts/serve.sh
 
 test:
 	bash scripts/test.sh

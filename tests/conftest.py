@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from starlette.testclient import TestClient
 from sandhaven.config import load_settings
 from sandhaven.server import build_app
 from sandhaven.services import Services
-from sandhaven.testing import Mailbox, csrf_from, smtp_server
+from sandhaven.testing import LiveServer, Mailbox, csrf_from, smtp_server, start_server, stop_server
 
 BASE = "http://localhost:6080"
 
@@ -151,3 +153,36 @@ def browser() -> Iterator[Any]:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         yield b
         b.close()
+
+
+class AppServer:
+    """A real ``sandhaven serve --dev`` whose data and runtime dirs the grain user can
+    reach; ``install`` adds a package the way an admin does on the command line."""
+
+    def __init__(self, live: LiveServer, data: Path) -> None:
+        self.live, self.data = live, data
+
+    @property
+    def url(self) -> str:
+        return self.live.url
+
+    def install(self, app: Any) -> str:
+        """Install ``app``'s package (a ``tests.apps.conftest.BuiltApp``) with
+        ``sandhaven install``; returns its app ID."""
+        done = subprocess.run([sys.executable, "-m", "sandhaven", "--data-dir", str(self.data),
+                               "install", str(app.spk)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return app.app_id
+
+
+@pytest.fixture
+def app_server() -> Iterator[AppServer]:
+    from sandhaven.sandbox.testing import make_runtime_root, remove_tree
+
+    root = make_runtime_root()  # reachable by the grain user, unlike pytest's tmp_path
+    live = start_server(root / "data", "--dev", "--sandbox-runtime-dir", str(root / "run"))
+    try:
+        yield AppServer(live, root / "data")
+    finally:
+        stop_server(live)
+        remove_tree(root)

@@ -5,6 +5,7 @@ reopen, share by link, take a screenshot)."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 from playwright.sync_api import Browser, Frame, Page, expect
@@ -73,6 +74,17 @@ def open_link(page: Page, link: str, as_name: str | None = None) -> Frame:
     if as_name is not None:
         page.get_by_role("button", name=f"Open as {as_name}").click()
     return grain_frame(page)
+
+
+def wait_until(frame: Frame, script: str, timeout: float = 30.0) -> None:
+    """Evaluate ``script`` (an expression, a Promise allowed) in ``frame`` until it
+    is truthy; raises AssertionError after ``timeout`` seconds. For conditions on
+    the server (``fetch(...).then(r => r.ok)``) that no element shows."""
+    deadline = time.monotonic() + timeout
+    while not frame.evaluate(script):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout:g} s: {script}")
+        frame.wait_for_timeout(100)
 
 
 def screenshot(page: Page, name: str) -> Path:

@@ -92,6 +92,37 @@ function waitForWiki() {
   });
 }
 
+// TiddlyWiki's browser side asks GET /status whether the wiki is read-only; when
+// it is, it hides its editing buttons and sends no saves. Without this a viewer's
+// wiki keeps trying to save (its story list first, every few seconds, each
+// refused below) and shows an error for every attempt.
+function answerStatusReadOnly(req, res, agent) {
+  const upstream = http.get({ host: HOST, port: WIKI_PORT, path: req.url,
+    headers: req.headers, agent }, (answer) => {
+    const chunks = [];
+    answer.on("data", (chunk) => chunks.push(chunk));
+    answer.on("end", () => {
+      let status;
+      try {
+        status = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+      } catch (err) {
+        res.writeHead(502, { "Content-Type": "text/plain" });
+        res.end();
+        return;
+      }
+      const body = Buffer.from(JSON.stringify({ ...status, read_only: true }), "utf8");
+      res.writeHead(answer.statusCode, { "Content-Type": "application/json",
+        "Content-Length": body.length });
+      res.end(body);
+    });
+  });
+  upstream.on("error", (err) => {
+    log(`upstream: ${err.message}`);
+    if (!res.headersSent) res.writeHead(502, { "Content-Type": "text/plain" });
+    res.end();
+  });
+}
+
 function serveFront() {
   const agent = new http.Agent({ keepAlive: true });
   const server = http.createServer((req, res) => {
@@ -99,6 +130,11 @@ function serveFront() {
       req.resume();
       res.writeHead(403, { "Content-Type": "text/plain; charset=utf-8" });
       res.end("Viewers cannot change this wiki.\n");
+      return;
+    }
+    if (req.method === "GET" && req.url.split("?")[0] === "/status" && !mayEdit(req.headers)) {
+      req.resume();
+      answerStatusReadOnly(req, res, agent);
       return;
     }
     const upstream = http.request({

@@ -6,13 +6,20 @@ module-level instance, so one process can hold several servers (tests do).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from sandhaven.backup.service import GrainBackups
+from sandhaven.catalog.service import CatalogService
+from sandhaven.catalog.signing import default_public_key
+from sandhaven.catalog.sources import load as load_catalog_source
 from sandhaven.config import Settings
 from sandhaven.config.runtime import RuntimeSettings
 from sandhaven.grains import Grains
 from sandhaven.grains.access_log import AccessLog
+from sandhaven.grains.expiry import ExpiryAlarm
 from sandhaven.grains.requests import AccessRequests
 from sandhaven.grains.sessions import GrainSessions
 from sandhaven.grains.shares import Shares
@@ -21,7 +28,7 @@ from sandhaven.identity import Identity
 from sandhaven.mail import Mailer
 from sandhaven.packages.service import PackageService
 from sandhaven.sandbox.spec import Limits
-from sandhaven.store import Store
+from sandhaven.store import Store, utcnow
 from sandhaven.store.secrets import server_secret
 from sandhaven.supervisor import Supervisor, SupervisorConfig
 
@@ -50,7 +57,9 @@ class Services:
     shares: Shares | None = None
     access_log: AccessLog | None = None
     access_requests: AccessRequests | None = None
+    backups: GrainBackups | None = None
     upstream: Any = None  # the gateway's connection pool, set by the composition root
+    _alarm: asyncio.Task[None] | None = None
 
     @classmethod
     def build(cls, settings: Settings, store: Store | None = None) -> Services:
@@ -66,6 +75,11 @@ class Services:
             "/api/v1/packages": packages.limits.max_spk_bytes,
             "/apps/upload": packages.limits.max_spk_bytes + 64 * 1024,
         })
+        source = settings.get("catalog.source")
+        services.extra["catalog"] = CatalogService(
+            load_catalog_source(source, settings.data_dir), packages,
+            public_key=settings.get("catalog.key") or (
+                "" if source else default_public_key(Path(settings.data_dir) / "app-keys")))
         grains = Grains(store, settings.data_dir, packages.packages_dir, None,
                         Limits.from_settings(settings), settings.grains_trash_days)
         supervisor = Supervisor(grains.spec_for, SupervisorConfig.from_settings(settings))
@@ -82,6 +96,16 @@ class Services:
         services.access_log = AccessLog(store, services.grain_sessions,
                                         lambda: int(runtime.get("sharing.access_log_days")))
         grains.on_trash = services.grain_sessions.revoke
+        sessions_access = services.grain_sessions.access
+        services.backups = GrainBackups(
+            store, grains, quota_bytes=lambda: settings.get("grains.quota_mib") * 1024 * 1024,
+            tmp_dir=Path(settings.data_dir) / "tmp",
+            read_log=supervisor.read_log, log_dir=supervisor.config.log_dir,
+            check_access=sessions_access)
+        services.extra["body_limits"]["/api/v1/grains/restore"] = (
+            settings.get("grains.max_restore_mib") * 1024 * 1024)
+        services.extra["body_limits"]["/grains/restore-backup"] = (
+            settings.get("grains.max_restore_mib") * 1024 * 1024 + 64 * 1024)
         sessions, tokens = services.grain_sessions, services.grain_tokens
         services.identity.users.on_access_change += [
             lambda user_id: sessions.revoke(user_id=user_id),  # ends them for good
@@ -89,12 +113,26 @@ class Services:
         return services
 
     async def start(self) -> None:
-        """Start what runs in the background: the supervisor. Raises SandboxUnavailable."""
+        """Start what runs in the background: the supervisor, and the alarm that
+        makes sharing links expire on open connections. Raises SandboxUnavailable."""
+        if self.backups is not None:
+            self.backups.clean_staging()  # what a killed restore left
         if self.supervisor is not None:
             await self.supervisor.start()
+        if self.shares is not None:
+            shares = self.shares
+            self._alarm = asyncio.create_task(ExpiryAlarm(
+                shares.next_expiry, shares.end_expired, shares.sessions.subscribe,
+                utcnow).run())
 
     async def close(self) -> None:
-        """Stop every grain cleanly, then the supervisor."""
+        """Stop the expiry alarm and every grain cleanly, then the supervisor."""
+        if self._alarm is not None:
+            self._alarm.cancel()
+            await asyncio.wait({self._alarm}, timeout=5)  # bounded: a stop never hangs
+            if self._alarm.done() and not self._alarm.cancelled():
+                self._alarm.exception()  # retrieved: it ended on its own, already logged
+            self._alarm = None
         if self.supervisor is not None:
             await self.supervisor.close()
 
@@ -102,3 +140,8 @@ class Services:
     def packages(self) -> PackageService:
         """Install, uninstall and list app packages."""
         return self.extra["packages"]
+
+    @property
+    def catalog(self) -> CatalogService:
+        """The app catalog: market listing, one-click install, update check."""
+        return self.extra["catalog"]

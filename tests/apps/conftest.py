@@ -1,18 +1,17 @@
-"""Fixtures of the app recipes' tests: packages built once per test session, and a
-real ``sandhaven serve`` (dev accounts, real sandboxes) to drive in Chromium."""
+"""Fixtures of the app recipes' tests: packages built once per test session (the real
+``sandhaven serve`` to drive in Chromium, ``app_server``, lives in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from sandhaven.packages.keys import SigningKey, write_key_file
-from sandhaven.testing import LiveServer, start_server, stop_server
+from tests.conftest import AppServer  # noqa: F401 (app tests import it from here)
 
 APPS = Path(__file__).parents[2] / "apps"
 SANDHAVEN = Path(sys.executable).parent / "sandhaven"
@@ -63,35 +62,3 @@ class RecipeCache:
 def recipes(app_build_root: Path, tmp_path_factory: pytest.TempPathFactory) -> RecipeCache:
     """``recipes.get("tiddlywiki")`` → a BuiltApp, built once per test session."""
     return RecipeCache(app_build_root, tmp_path_factory.mktemp("app-packages"))
-
-
-class AppServer:
-    """A real ``sandhaven serve --dev`` whose data and runtime dirs the grain user can
-    reach; ``install`` adds a package the way an admin does on the command line."""
-
-    def __init__(self, live: LiveServer, data: Path) -> None:
-        self.live, self.data = live, data
-
-    @property
-    def url(self) -> str:
-        return self.live.url
-
-    def install(self, app: BuiltApp) -> str:
-        """Install ``app``'s package with ``sandhaven install``; returns its app ID."""
-        done = subprocess.run([sys.executable, "-m", "sandhaven", "--data-dir", str(self.data),
-                               "install", str(app.spk)], capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-        return app.app_id
-
-
-@pytest.fixture
-def app_server() -> Iterator[AppServer]:
-    from sandhaven.sandbox.testing import make_runtime_root, remove_tree
-
-    root = make_runtime_root()  # reachable by the grain user, unlike pytest's tmp_path
-    live = start_server(root / "data", "--dev", "--sandbox-runtime-dir", str(root / "run"))
-    try:
-        yield AppServer(live, root / "data")
-    finally:
-        stop_server(live)
-        remove_tree(root)

@@ -14,7 +14,7 @@ from sandhaven.packages.spk import open_spk, verify, verify_file
 from tests.apps.conftest import AppServer, RecipeCache, build_recipe
 from tests.conftest import GrainServer, bearer
 from tests.grains.test_grains import grain_http
-from tests.ui import dev_login, grain_frame, new_grain, screenshot, stop_and_reopen
+from tests.ui import dev_login, grain_frame, new_grain, screenshot, stop_and_reopen, wait_until
 
 WIKI = {"X-Requested-With": "TiddlyWiki", "Content-Type": "application/json"}
 EDITOR = {**WIKI, "X-Sandstorm-Permissions": "edit"}
@@ -86,9 +86,8 @@ def test_a_tiddler_written_in_the_browser_survives_reload_and_restart(
     wiki.frame_locator("iframe.tc-edit-texteditor").locator("textarea").fill(
         "milk, bread and Renée's cheese")
     wiki.get_by_role("button", name="Confirm changes to this tiddler").click()
-    # Saved to the grain: the wiki's sync indicator settles, and the server has it.
-    wiki.wait_for_function(
-        "fetch('recipes/default/tiddlers/Grocery%20list').then(r => r.ok)", polling=200)
+    # Saved to the grain: the server has it.
+    wait_until(wiki, "fetch('recipes/default/tiddlers/Grocery%20list').then(r => r.ok)")
     page.reload()
     wiki = grain_frame(page)
     wiki.get_by_role("switch", name="Recent").click()

@@ -58,6 +58,8 @@ def test_access_log_rows_for_each_way_in(grain_server):
     assert exported.headers["content-type"].startswith("text/csv")
     table = list(csv.reader(io.StringIO(exported.text)))
     assert table[0][:3] == ["at", "grain_id", "grain_title"] and len(table) == 5
+    assert table[0][-3:] == ["role_title", "share_id", "token_id"]
+    assert table[1][-1] == str(token["id"]) and table[1][-2] == ""
     assert bob.get(f"/api/v1/grains/{gid}/access-log").status_code == 403
     assert [r["via"] for r in bob.get("/api/v1/me/activity").json()] == ["share"]
     stranger = gs.browser()
@@ -100,10 +102,74 @@ def test_access_log_page(grain_server):
     gid = gs.services.grains.create(
         login_as(gs.client, gs.services, "ann@example.org", "Ann"), gs.app_id, 0, "N").id
     assert 'href="/grains/' + gid + '/access-log"' in gs.client.get(f"/grains/{gid}").text
+    ann_id = gs.services.identity.users.find_by_email("ann@example.org").id
+    link, _ = gs.services.shares.create_link(ann_id, gid, 1, "readers")
+    gs.services.grain_sessions.open_anonymous(link.id, gid)
     page = gs.client.get(f"/grains/{gid}/access-log")
     assert page.status_code == 200 and "owner" in page.text and "Ann" in page.text
+    assert "viewer <span class=\"muted\">— no permissions" in page.text
+    assert "owner <span class=\"muted\">— write" in page.text
     assert "format=csv" in page.text
     assert gs.client.get(f"/grains/{gid}/access-log", params={"since": "2026-13-01"}
                          ).status_code == 400
     empty = gs.client.get(f"/grains/{gid}/access-log", params={"until": "2000-01-01"})
     assert "Nobody opened" in empty.text
+
+
+def test_people_see_their_own_activity_and_no_title_once_access_is_gone(grain_server):
+    from tests.conftest import login_as
+
+    gs = grain_server
+    bearer(gs.client, gs.services, "ann@example.org", "Ann")
+    gid = gs.client.post("/api/v1/grains", json={"app_id": gs.app_id, "title": "Plan"}
+                         ).json()["id"]
+    link = gs.client.post(f"/api/v1/grains/{gid}/shares",
+                          json={"role": 1, "label": "readers"}).json()
+    bob = gs.browser()
+    bob_id = bearer(bob, gs.services, "bob@example.org", "Bob")
+    own = bob.post("/api/v1/grains", json={"app_id": gs.app_id, "title": "Bob's"}).json()["id"]
+    assert bob.post(f"/api/v1/grains/{own}/sessions").status_code == 201
+    assert bob.post(link["url"].removeprefix(BASE)).status_code == 303
+    assert bob.post(f"/api/v1/grains/{gid}/sessions",
+                    headers={"User-Agent": "bobs-browser"}).status_code == 201
+    # Opened anonymously, even by Bob, is not his: nothing ties it to him.
+    assert gs.browser().get(link["url"].removeprefix(BASE)).status_code == 200
+    assert gs.client.post(f"/api/v1/grains/{gid}/sessions").status_code == 201  # Ann's
+
+    mine = bob.get("/api/v1/me/activity").json()
+    assert [(r["grain_id"], r["grain_title"], r["via"], r["label"], r["role"],
+             r["role_title"], r["user_id"]) for r in mine] == [
+        (gid, "Plan", "share", "readers", 1, "viewer", bob_id),
+        (own, "Bob's", "owner", "", None, "", bob_id)]
+    assert mine[0]["user_agent"] == "bobs-browser" and mine[0]["client_ip"]
+    tomorrow = (utcnow() + timedelta(days=1)).date().isoformat()
+    today = utcnow().date().isoformat()
+    assert bob.get("/api/v1/me/activity", params={"since": tomorrow}).json() == []
+    assert len(bob.get("/api/v1/me/activity", params={"since": today, "until": today}
+                       ).json()) == 2
+    assert bob.get("/api/v1/me/activity", params={"until": "2000-01-01"}).json() == []
+    assert bob.get("/api/v1/me/activity", params={"since": "soon"}).status_code == 422
+
+    page_client = gs.browser()
+    login_as(page_client, gs.services, "bob@example.org", "Bob")
+    page = page_client.get("/account/activity")
+    assert page.status_code == 200
+    table = page.text.split('aria-label="Your activity"', 1)[1]
+    assert f'<a href="/grains/{gid}">Plan</a>' in table and "“readers”" in table
+    assert "viewer" in table and "bobs-browser" in table
+    assert "Ann" not in table  # only his own rows
+    assert "You opened no grain" in page_client.get(
+        "/account/activity", params={"since": tomorrow}).text
+    bad = page_client.get("/account/activity", params={"since": "31.12.2026"})
+    assert bad.status_code == 400 and "YYYY-MM-DD" in bad.text
+    assert 'href="/account/activity"' in page_client.get("/account").text
+
+    # The owner renames the grain, then revokes Bob's link: his rows stay, without
+    # the title (old or new), which is no longer his to see.
+    gs.client.patch(f"/api/v1/grains/{gid}", json={"title": "Secret plan"})
+    assert gs.client.delete(f"/api/v1/grains/{gid}/access/{link['id']}").status_code == 204
+    after = bob.get("/api/v1/me/activity").json()
+    assert [(r["grain_id"], r["grain_title"]) for r in after] == [(gid, ""), (own, "Bob's")]
+    shown = page_client.get("/account/activity").text
+    assert "no longer shared with you" in shown and "Plan" not in shown
+    assert f'href="/grains/{gid}"' not in shown

@@ -77,3 +77,48 @@ def test_request_page_and_answer_in_the_shell(grain_server):
                          {"action": "grant", "role": "0"})
     assert answered.status_code == 303
     assert bob.get(f"/grains/{gid}").status_code == 200
+
+
+def test_granting_someone_who_has_access_by_now_updates_their_one_share(grain_server):
+    from tests.conftest import BASE
+
+    gs = grain_server
+    owner_id = bearer(gs.client, gs.services, "ann@example.org", "Ann")
+    gid = gs.client.post("/api/v1/grains", json={"app_id": gs.app_id, "title": "N"}).json()["id"]
+    bob, carol = gs.browser(), gs.browser()
+    bob_id = bearer(bob, gs.services, "bob@example.org", "Bob")
+    carol_id = bearer(carol, gs.services, "carol@example.org", "Carol")
+    for asker in (bob, carol):
+        assert asker.post(f"/api/v1/grains/{gid}/access-requests", json={}).status_code == 202
+    requests = {r["user"]["id"]: r["id"]
+                for r in gs.client.get(f"/api/v1/grains/{gid}/access-requests").json()}
+
+    def people() -> list[tuple[str, int, str, int | None]]:
+        return [(a["recipient"]["id"], a["role"], a["created_by"]["id"], a["parent_id"])
+                for a in gs.client.get(f"/api/v1/grains/{gid}/access").json()
+                if a["kind"] == "person"]
+
+    # Bob took a viewer link meanwhile; granting him editor raises that one share,
+    # which is now the owner's own grant to him (revoking the link no longer cuts
+    # him off).
+    link = gs.client.post(f"/api/v1/grains/{gid}/shares", json={"role": 1}).json()
+    assert bob.post(link["url"].removeprefix(BASE)).status_code == 303
+    granted = gs.client.post(
+        f"/api/v1/grains/{gid}/access-requests/{requests[bob_id]}/grant", json={"role": 0})
+    assert granted.status_code == 201, granted.text
+    assert (granted.json()["role"], granted.json()["permissions"]) == (0, ["write"])
+    assert people() == [(bob_id, 0, owner_id, None)]
+    assert gs.services.grain_sessions.access(bob_id, gid).permissions == ("write",)
+    assert gs.client.delete(f"/api/v1/grains/{gid}/access/{link['id']}").status_code == 204
+    assert gs.services.grain_sessions.access(bob_id, gid).permissions == ("write",)
+
+    # Carol was invited as an editor meanwhile; granting her viewer keeps what she
+    # holds: a grant answering a request never takes anything away.
+    gs.client.post(f"/api/v1/grains/{gid}/shares",
+                   json={"email": "carol@example.org", "role": 0})
+    kept = gs.client.post(
+        f"/api/v1/grains/{gid}/access-requests/{requests[carol_id]}/grant", json={"role": 1})
+    assert kept.status_code == 201 and kept.json()["role"] == 0
+    assert sorted(people()) == sorted([(bob_id, 0, owner_id, None),
+                                       (carol_id, 0, owner_id, None)])
+    assert gs.client.get(f"/api/v1/grains/{gid}/access-requests").json() == []

@@ -3,14 +3,16 @@ import pytest
 from tests.conftest import login_as
 
 
-@pytest.mark.parametrize("path", ["/grains", "/apps", "/account", "/admin", "/admin/settings"])
+@pytest.mark.parametrize("path", ["/grains", "/apps", "/account", "/account/activity",
+                                  "/admin", "/admin/settings"])
 def test_pages_need_login(make_shell, path):
     _, client = make_shell()
     answer = client.get(path)
     assert answer.status_code == 303 and answer.headers["location"] == "/login"
 
 
-@pytest.mark.parametrize("path", ["/grains", "/apps", "/account", "/admin", "/admin/settings"])
+@pytest.mark.parametrize("path", ["/grains", "/apps", "/account", "/account/activity",
+                                  "/admin", "/admin/settings"])
 def test_pages_render_for_an_admin(make_shell, path):
     services, client = make_shell()
     login_as(client, services, "root@example.org", "Root", admin=True)

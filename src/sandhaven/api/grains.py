@@ -13,10 +13,12 @@ from sandhaven.api.routes import RowId
 from sandhaven.errors import InvalidInput, NotFound
 from sandhaven.grains import Grains, GrainView
 from sandhaven.grains.access_log import to_csv
+from sandhaven.grains.expiry import parse_expiry
 from sandhaven.grains.requests import AccessRequests
 from sandhaven.grains.shares import Shares, ShareView
 from sandhaven.identity.users import UserView
 from sandhaven.shell.auth import client_of, current_user, services
+from sandhaven.store import utcnow
 
 router = APIRouter(tags=["grains"])
 ERRORS = {code: {"model": schemas.ErrorBody}
@@ -156,7 +158,9 @@ def _share(view: ShareView) -> schemas.ShareEntry:
         parent_id=view.parent_id, created_at=view.created_at.isoformat() + "Z",
         last_used_at=view.last_used_at.isoformat() + "Z" if view.last_used_at else None,
         can_change=view.can_change, permissions=list(view.permissions),
-        follows_link=view.follows_link)
+        follows_link=view.follows_link,
+        expires_at=view.expires_at.isoformat() + "Z" if view.expires_at else None,
+        expired=view.expired)
 
 
 @router.post("/grains/{grain_id}/shares", response_model=schemas.ShareCreated,
@@ -165,14 +169,21 @@ def create_share(grain_id: str, body: schemas.ShareCreate, request: Request,
                  user: UserView = Depends(current_user)) -> schemas.ShareCreated:
     """A sharing link granting a role (``url`` is shown only once), or with
     ``email`` an invitation: a user of this server gets the grant at once, anyone
-    else a mail with a link of their own. 400: no such role, not an address;
-    403: the role grants more than the caller holds; 404: no access; 502: the
-    mail cannot be sent (nothing is kept)."""
+    else a mail with a link of their own. A link may expire (``expires`` or
+    ``expires_in_days``): from then on it grants nothing. 400: no such role, not
+    an address, a bad or past expiry, an expiry on an invitation; 403: the role
+    grants more than the caller holds; 404: no access; 502: the mail cannot be
+    sent (nothing is kept)."""
     shares = _shares(request)
+    wants_expiry = body.expires is not None or body.expires_in_days is not None
     if body.email is not None:
+        if wants_expiry:
+            raise InvalidInput("Fields 'expires' and 'expires_in_days' apply to sharing "
+                               "links, not to invitations by address.")
         view = shares.invite(user.id, grain_id, body.email, body.role, body.message)
         return schemas.ShareCreated(**_share(view).model_dump(), url=None)
-    view, token = shares.create_link(user.id, grain_id, body.role, body.label)
+    expires_at = parse_expiry(utcnow(), body.expires, body.expires_in_days)
+    view, token = shares.create_link(user.id, grain_id, body.role, body.label, expires_at)
     return schemas.ShareCreated(**_share(view).model_dump(), url=shares.link_url(token))
 
 
@@ -221,12 +232,15 @@ def access_log(grain_id: str, request: Request, person: str | None = None,
 
 
 @router.get("/me/activity", response_model=list[schemas.AccessLogRow], responses=ERRORS)
-def my_activity(request: Request,
+def my_activity(request: Request, since: date | None = None, until: date | None = None,
                 user: UserView = Depends(current_user)) -> list[schemas.AccessLogRow]:
-    """The caller's own rows in every grain's access log, newest first."""
+    """The caller's own rows in every grain's access log, newest first.
+    ``since``/``until``: days (YYYY-MM-DD, UTC, included). A grain the caller
+    cannot reach any more has an empty ``grain_title``."""
     log = services(request).access_log
     assert log is not None
-    return [schemas.AccessLogRow(**r.api()) for r in log.for_user(user.id)]  # type: ignore[arg-type]
+    return [schemas.AccessLogRow(**r.api())  # type: ignore[arg-type]
+            for r in log.for_user(user.id, since=since, until=until)]
 
 
 def _requests(request: Request) -> AccessRequests:

@@ -147,6 +147,12 @@ class GrainPatch(Strict):
     title: str = Field(max_length=500)
 
 
+class BackupRequest(Strict):
+    """An encrypted backup: OpenPGP with this passphrase (8 to 1,000 characters)."""
+
+    passphrase: str = Field(min_length=8, max_length=1000)
+
+
 class Grain(BaseModel):
     id: str
     title: str
@@ -193,6 +199,11 @@ class ShareCreate(Strict):
     email: str | None = Field(None, max_length=320, description="Share with this person "
                               "instead of making a link (a mail tells them)")
     message: str = Field("", max_length=1000, description="Added to the invitation mail")
+    expires: str | None = Field(None, max_length=64, description="A link's expiry: an ISO "
+                                "8601 time (UTC without an offset), e.g. "
+                                "2026-12-31T18:00:00Z; omitted: never")
+    expires_in_days: StrictInt | None = Field(None, description="A link's expiry in whole "
+                                              "days from now (1-3650), instead of 'expires'")
 
 
 class SharePatch(Strict):
@@ -217,6 +228,10 @@ class ShareEntry(BaseModel):
     follows_link: bool = Field(default=False, description="A person's grant taken from a "
                                "link: its role is the link's current role, changed only "
                                "on the link")
+    expires_at: str | None = Field(default=None, description="When it stops granting "
+                                   "anything (UTC): the earliest expiry of the link it is "
+                                   "or hangs from; null: never")
+    expired: bool = Field(default=False, description="That expiry has passed")
 
 
 class ShareCreated(ShareEntry):
@@ -237,6 +252,11 @@ class AccessLogRow(BaseModel):
     permissions: list[str]
     client_ip: str
     user_agent: str
+    role_title: str = Field("", description="The role's title in the grain's current "
+                            "package; empty for the owner and full-access tokens")
+    share_id: int | None = Field(None, description="The share it came through: the "
+                                 "person's own, or the link used anonymously")
+    token_id: int | None = Field(None, description="The API token used (via token)")
 
 
 class AccessRequestCreate(Strict):

@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "sandhaven.cli.config_cmd",
     "sandhaven.cli.packages",
     "sandhaven.cli.catalog",
+    "sandhaven.cli.grains",
+    "sandhaven.cli.backup",
 )
 
 

@@ -8,10 +8,12 @@ an app update that redefines a role applies at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from sandhaven.packages.manifest import Manifest
+from sandhaven.store import utcnow
 from sandhaven.store.models import Grain, Share, User
 
 
@@ -68,8 +70,8 @@ def chain_permissions(s: Session, share: Share, grain: Grain, manifest: Manifest
                       ) -> tuple[str, ...] | None:
     """The permissions ``share`` grants now, in declaration order: its role's
     intersected with every ancestor's along ``parent_id`` (a re-share never grants
-    more than its sharer holds). None when any share of the chain is revoked,
-    belongs to another grain, was made by a suspended account, or does not lead
+    more than its sharer holds). None when any share of the chain is revoked or
+    expired, belongs to another grain, was made by a suspended account, or does not lead
     back to the grain's owner: a
     root share must be the owner's; a re-share must be made by its parent's
     recipient, and a person's grant taken from a link (its parent) by the link's
@@ -77,9 +79,11 @@ def chain_permissions(s: Session, share: Share, grain: Grain, manifest: Manifest
     granted = set(all_permissions(manifest))
     seen: set[int] = set()
     current = share
+    now = utcnow()
     while True:
         if (current.revoked_at is not None or current.grain_id != grain.id
-                or current.id in seen or len(seen) >= MAX_CHAIN):
+                or current.id in seen or len(seen) >= MAX_CHAIN
+                or (current.expires_at is not None and current.expires_at <= now)):
             return None
         seen.add(current.id)
         creator = s.get(User, current.created_by)
@@ -100,3 +104,25 @@ def chain_permissions(s: Session, share: Share, grain: Grain, manifest: Manifest
             return None
         current = parent
     return tuple(p.name for p in manifest.permissions if p.name in granted)
+
+
+def chain_expires(s: Session, share: Share) -> datetime | None:
+    """The earliest expiry along the chain ``share`` hangs from (naive UTC; past or
+    future), or None when no link of it expires."""
+    found: datetime | None = None
+    seen: set[int] = set()
+    current: Share | None = share
+    while current is not None and current.id not in seen and len(seen) < MAX_CHAIN:
+        seen.add(current.id)
+        if current.expires_at is not None:
+            found = current.expires_at if found is None else min(found, current.expires_at)
+        current = s.get(Share, current.parent_id) if current.parent_id is not None else None
+    return found
+
+
+def chain_expired(s: Session, share: Share) -> datetime | None:
+    """When the chain ``share`` hangs from stopped granting because a link of it
+    expired (naive UTC), or None when none of it has. Tells an expired link from a
+    revoked one in messages."""
+    found = chain_expires(s, share)
+    return found if found is not None and found <= utcnow() else None

@@ -17,6 +17,7 @@ import structlog
 from sqlalchemy import select
 
 from sandhaven.errors import Forbidden, MailError, NotFound
+from sandhaven.grains.access import chain_permissions, effective_role, role_permissions
 from sandhaven.grains.shares import Shares, ShareView
 from sandhaven.identity import ratelimit
 from sandhaven.mail import Mailer, OutgoingMail
@@ -111,21 +112,58 @@ class AccessRequests:
         return row
 
     def grant(self, owner_id: str, grain_id: str, request_id: int, role: int) -> ShareView:
-        """Give the asker a share with ``role`` and close the request. Raises
-        NotFound, Forbidden, InvalidInput (no such role)."""
+        """Give the asker ``role`` and close the request. Someone without access gets
+        a share of their own from the owner. Someone who has access by now (they
+        took a link, were invited, were re-shared to) keeps a single share: the
+        owner's direct share to them, or else the share they hold it by, becomes
+        the owner's direct share (so it no longer hangs from a link or re-share
+        that may be revoked) with ``role``, unless what it grants now is more than
+        ``role`` grants: then it keeps what it grants (a grant never takes
+        anything away). Open sessions see the change on their next request.
+        Raises NotFound, Forbidden, InvalidInput (no such role)."""
         self._owned(owner_id, grain_id)
         access = self.shares.sessions.access(owner_id, grain_id)
         with self.store.session() as s:
             row = self._open(s, grain_id, request_id)
-            self.shares._check_role(self.shares._manifest(s, grain_id), access, role)
+            manifest = self.shares._manifest(s, grain_id)
+            self.shares._check_role(manifest, access, role)
             asker = s.get(User, row.user_id)
-            share = Share(grain_id=grain_id, created_by=owner_id, recipient_id=row.user_id,
-                          token_hash=None, parent_id=None, role_index=role,
-                          label=asker.email, created_at=utcnow())
-            s.add(share)
+            share = self._held(s, owner_id, grain_id, row.user_id)
+            if share is None:
+                share = Share(grain_id=grain_id, created_by=owner_id,
+                              recipient_id=row.user_id, token_hash=None, parent_id=None,
+                              role_index=role, label=asker.email, created_at=utcnow())
+                s.add(share)
+            else:
+                grain = s.get(Grain, grain_id)
+                held = set(chain_permissions(s, share, grain, manifest) or ())
+                current = effective_role(s, share)
+                share.created_by, share.parent_id = owner_id, None
+                if not held > set(role_permissions(manifest, role)):
+                    share.role_index = role
+                else:
+                    share.role_index = current
             row.closed_at = utcnow()
             s.flush()
-            return self.shares._view(s, share, access)
+            view = self.shares._view(s, share, access)
+        self.shares._changed()
+        return view
+
+    def _held(self, s, owner_id: str, grain_id: str, user_id: str  # type: ignore[no-untyped-def]
+              ) -> Share | None:
+        """The share a person holds the grain by now, for a grant to update: the
+        owner's direct share to them, else the one granting them most; None when
+        they hold nothing."""
+        live = list(s.scalars(select(Share).where(
+            Share.grain_id == grain_id, Share.recipient_id == user_id,
+            Share.revoked_at.is_(None)).order_by(Share.id)))
+        for share in live:
+            if share.created_by == owner_id and share.parent_id is None:
+                return share
+        found = self.shares.sessions._access(s, user_id, grain_id)
+        if found is None or found.share_id is None:
+            return None
+        return s.get(Share, found.share_id)
 
     def dismiss(self, owner_id: str, grain_id: str, request_id: int) -> None:
         """Close the request without granting anything. Raises NotFound, Forbidden."""

@@ -31,10 +31,12 @@ from sandhaven.errors import Forbidden, NotFound
 from sandhaven.grains.access import (
     Access,
     all_permissions,
+    chain_expired,
     chain_permissions,
     effective_role,
 )
 from sandhaven.grains.access_log import Client, record
+from sandhaven.grains.expiry import describe
 from sandhaven.identity.identicon import identicon_key
 from sandhaven.packages.manifest import Manifest
 from sandhaven.store import Store, utcnow
@@ -108,7 +110,8 @@ class GrainSessions:
         self.base_url = base_url
         self.wildcard_host = wildcard_host
         self.lifetime = lifetime
-        self._cache: dict[str, tuple[float, LiveSession | None]] = {}
+        # A checked session, or the sentence saying why it grants nothing.
+        self._cache: dict[str, tuple[float, LiveSession | str]] = {}
         # Long-lived connections (WebSockets) waiting to hear of any access change.
         self._watchers: set[Callable[[], None]] = set()
         self._watchers_lock = threading.Lock()
@@ -263,7 +266,7 @@ class GrainSessions:
         """The permissions the session behind ``secret`` holds now, uncached, or
         None when it is no longer live."""
         live = self._load(_hash(secret))
-        return None if live is None else live.access.permissions
+        return None if isinstance(live, str) else live.access.permissions
 
     # -- every request -------------------------------------------------------------
     def check(self, host_id: str, secret: str | None) -> LiveSession:
@@ -282,20 +285,41 @@ class GrainSessions:
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[key] = (now, live)
-        if live is None:
-            raise Forbidden("This session has ended or its access was revoked. "
-                            "Open the grain again from the shell.")
+        if isinstance(live, str):
+            raise Forbidden(live)
         return live
 
-    def _load(self, key: str) -> LiveSession | None:
+    def expired_message(self, s, user_id: str | None, grain_id: str,  # type: ignore[no-untyped-def]
+                        share_id: int | None) -> str | None:
+        """Why a person (or the holder of link ``share_id``) lost access, when the
+        reason is an expired sharing link: ``This sharing link expired on …``;
+        None for any other reason."""
+        if user_id is None:
+            rows = [s.get(Share, share_id)] if share_id is not None else []
+        else:
+            rows = list(s.scalars(select(Share).where(
+                Share.grain_id == grain_id, Share.recipient_id == user_id,
+                Share.revoked_at.is_(None))))
+        expired = [at for row in rows if row is not None
+                   and (at := chain_expired(s, row)) is not None]
+        if not expired:
+            return None
+        return f"This sharing link expired on {describe(max(expired))}."
+
+    def _load(self, key: str) -> LiveSession | str:
+        ended = ("This session has ended or its access was revoked. "
+                 "Open the grain again from the shell.")
         with self.store.read() as s:
             row = s.get(GrainSession, key)
-            if (row is None or row.revoked_at is not None or row.initialized_at is None
-                    or row.expires_at <= utcnow()):
-                return None
+            if row is None or row.initialized_at is None or row.expires_at <= utcnow():
+                return ended
+            if row.revoked_at is not None:  # when a link expired, say so
+                return (self.expired_message(s, row.user_id, row.grain_id, row.share_id)
+                        or ended)
             access = self._access(s, row.user_id, row.grain_id, row.share_id)
             if access is None:
-                return None
+                return (self.expired_message(s, row.user_id, row.grain_id, row.share_id)
+                        or ended)
             if row.user_id is None:
                 return LiveSession(
                     grain_id=row.grain_id, public_id=row.public_id, tab_id=row.tab_id,

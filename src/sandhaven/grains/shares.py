@@ -11,6 +11,10 @@ Anyone may re-share what they hold: the new share's parent is the share they
 hold it by, and what it grants is capped along the chain
 (:func:`~sandhaven.grains.access.chain_permissions`), recomputed at every check.
 
+A link may expire (``expires_at``): from then on it and everything derived from
+it grant nothing, as if revoked, and opening it says when it expired
+(:mod:`sandhaven.grains.expiry`).
+
 Every change (role, revocation) clears the session and token caches, so the
 next request on any open session or API token sees it.
 """
@@ -21,19 +25,22 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from sandhaven.errors import Forbidden, Gone, InvalidInput, MailError, NotFound
 from sandhaven.grains.access import (
     Access,
+    chain_expired,
+    chain_expires,
     chain_permissions,
     effective_role,
     role_permissions,
     taken_from_link,
 )
+from sandhaven.grains.expiry import MAX_DAYS, describe
 from sandhaven.grains.service import Grains, GrainView
 from sandhaven.grains.sessions import GrainSessions
 from sandhaven.identity.emails import normalize_email
@@ -69,6 +76,11 @@ class ShareView:
     permissions: tuple[str, ...] = ()
     # A person's grant taken from a link: its role is the link's current role.
     follows_link: bool = False
+    # When it stops granting (naive UTC), None for never: the earliest expiry along
+    # the chain it hangs from (a link's own; a person's who took a link, or a
+    # re-share's, that of the link above); ``expired`` once it passed.
+    expires_at: datetime | None = None
+    expired: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,8 @@ class Shares:
         self.grains = grains
         self.mailer = mailer
         self.on_change: list[Callable[[], object]] = [sessions.clear_cache]
+        # Expiries up to this time (naive UTC) were acted on (see end_expired).
+        self.expired_upto: datetime | None = None
 
     def _changed(self) -> None:
         for callback in self.on_change:
@@ -126,29 +140,76 @@ class Shares:
                             "which you do not have.")
 
     # -- links -------------------------------------------------------------------
-    def create_link(self, user_id: str, grain_id: str, role: int, label: str = ""
-                    ) -> tuple[ShareView, str]:
-        """A new sharing link granting ``role`` (a role position); returns its view
-        and the token, which is never shown again. Raises NotFound (no access),
-        InvalidInput (no such role), Forbidden (the role grants more than the
-        user holds)."""
+    def create_link(self, user_id: str, grain_id: str, role: int, label: str = "",
+                    expires_at: datetime | None = None) -> tuple[ShareView, str]:
+        """A new sharing link granting ``role`` (a role position), expiring at
+        ``expires_at`` (naive UTC; None: never, see
+        :func:`~sandhaven.grains.expiry.parse_expiry`); returns its view and the
+        token, which is never shown again. Raises NotFound (no access),
+        InvalidInput (no such role; an expiry past or more than
+        :data:`~sandhaven.grains.expiry.MAX_DAYS` days ahead), Forbidden (the role
+        grants more than the user holds)."""
         access = self.sessions.access(user_id, grain_id)
         label = clean_name(label) if label.strip() else "Sharing link"
+        now = utcnow()
+        if expires_at is not None and not now < expires_at <= now + timedelta(days=MAX_DAYS):
+            raise InvalidInput(f"Field 'expires' is {describe(expires_at)}: it must lie "
+                               f"ahead, at most {MAX_DAYS} days.")
         token = secrets.token_urlsafe(32)
         with self.store.session() as s:
             self._check_role(self._manifest(s, grain_id), access, role)
             row = Share(grain_id=grain_id, created_by=user_id, recipient_id=None,
                         token_hash=token_hash(token), parent_id=access.share_id,
-                        role_index=role, label=label, created_at=utcnow())
+                        role_index=role, label=label, created_at=now,
+                        expires_at=expires_at)
             s.add(row)
             s.flush()
             view = self._view(s, row, access)
+        if expires_at is not None:
+            self.sessions.notify()  # the expiry alarm learns of the new expiry
         return view, token
+
+    def end_expired(self) -> int:
+        """Act on links that expired since the last call (the first call, at start,
+        on every link that ever expired, in case the server was down then): clear
+        the access caches, so open sessions and WebSockets stop now, and end for
+        good the sessions and grain tokens of people left without access, as
+        revoking does (again harmless). Returns how many links expired. Run by the
+        expiry alarm."""
+        now = utcnow()
+        since = self.expired_upto or datetime.min
+        recipients: dict[str, set[str]] = {}
+        with self.store.read() as s:
+            pending = list(s.scalars(select(Share).where(
+                Share.revoked_at.is_(None), Share.expires_at > since,
+                Share.expires_at <= now)))
+            count = len(pending)
+            seen: set[int] = set()
+            while pending:
+                row = pending.pop()
+                if row.id in seen:
+                    continue
+                seen.add(row.id)
+                if row.recipient_id:
+                    recipients.setdefault(row.grain_id, set()).add(row.recipient_id)
+                pending.extend(s.scalars(select(Share).where(
+                    Share.parent_id == row.id, Share.revoked_at.is_(None))))
+        self.expired_upto = now
+        self._changed()
+        for grain_id, user_ids in recipients.items():
+            self._end_lost_access(grain_id, user_ids)
+        return count
+
+    def next_expiry(self) -> datetime | None:
+        """The earliest expiry still ahead among live links (naive UTC), or None."""
+        with self.store.read() as s:
+            return s.scalar(select(func.min(Share.expires_at)).where(
+                Share.revoked_at.is_(None), Share.expires_at > utcnow()))
 
     def find_link(self, token: str) -> OpenedLink:
         """The live link behind ``token``. Raises NotFound for a token that never
-        existed (forged, truncated) and Gone for one revoked, cut off with its
-        chain, or whose grain is in the trash."""
+        existed (forged, truncated) and Gone for one revoked, expired (the message
+        says when), cut off with its chain, or whose grain is in the trash."""
         if not token or len(token) > 100:
             raise NotFound("This sharing link is not valid. Check that it was copied whole.")
         with self.store.read() as s:
@@ -157,6 +218,10 @@ class Shares:
                 raise NotFound("This sharing link is not valid. Check that it was copied "
                                "whole.")
             grain = s.get(Grain, row.grain_id)
+            expired = chain_expired(s, row) if row.revoked_at is None else None
+            if expired is not None and grain.trashed_at is None:
+                raise Gone(f"This sharing link expired on {describe(expired)}. Ask the "
+                           "person who sent it for a new one.")
             if (grain.trashed_at is not None
                     or chain_permissions(s, row, grain, self._manifest(s, grain.id)) is None):
                 raise Gone("This sharing link was revoked. Ask the person who sent it for "
@@ -285,6 +350,7 @@ class Shares:
         recipient = s.get(User, row.recipient_id) if row.recipient_id else None
         creator = s.get(User, row.created_by)
         granted = chain_permissions(s, row, s.get(Grain, row.grain_id), manifest)
+        expires = chain_expires(s, row)
         return ShareView(
             id=row.id, kind="link" if row.recipient_id is None else "person",
             label=row.label, role=role, role_title=role_title,
@@ -294,7 +360,9 @@ class Shares:
             last_used_at=row.last_used_at,
             can_change=access.is_owner or row.created_by == access.user_id,
             permissions=granted or (),
-            follows_link=taken_from_link(s, row) is not None)
+            follows_link=taken_from_link(s, row) is not None,
+            expires_at=expires,
+            expired=expires is not None and expires <= utcnow())
 
     def list_access(self, user_id: str, grain_id: str) -> list[ShareView]:
         """Who has access, oldest first: every live share for the owner; for anyone

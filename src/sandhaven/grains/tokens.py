@@ -50,7 +50,8 @@ class GrainTokens:
     def __init__(self, store: Store, sessions: GrainSessions) -> None:
         self.store = store
         self.sessions = sessions
-        self._cache: dict[str, tuple[float, tuple[LiveSession, str] | None]] = {}
+        # A checked token, or the sentence saying why it grants nothing.
+        self._cache: dict[str, tuple[float, tuple[LiveSession, str] | str]] = {}
         self._touched: dict[int, float] = {}
         # The hour (since the epoch) each token's use was last logged, by token hash.
         self._logged: dict[str, int] = {}
@@ -121,11 +122,12 @@ class GrainTokens:
     def recheck(self, token: str) -> tuple[str, ...] | None:
         """The permissions ``token`` grants now, uncached, or None."""
         found = self._load(hashlib.sha256(token.encode()).hexdigest())
-        return None if found is None else found[0].access.permissions
+        return None if isinstance(found, str) else found[0].access.permissions
 
     def check(self, token: str, client: Client | None = None) -> tuple[LiveSession, str]:
         """``(session-like view, manifest API path)`` for a live token. Raises
-        NotAuthenticated for an unknown, revoked or powerless token. The first use
+        NotAuthenticated for an unknown, revoked or powerless token (for one whose
+        access came from a sharing link that expired, saying so). The first use
         in each hour adds a row to the grain's access log (``client``: from where)."""
         if not token or len(token) > 100:
             raise NotAuthenticated("The API token is not valid.")
@@ -139,8 +141,8 @@ class GrainTokens:
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[key] = (now, found)
-        if found is None:
-            raise NotAuthenticated("The API token is not valid or was revoked.")
+        if isinstance(found, str):
+            raise NotAuthenticated(found)
         hour = int(time.time() // 3600)
         if self._logged.get(key) != hour:
             if len(self._logged) > 10_000:
@@ -156,14 +158,18 @@ class GrainTokens:
                 record(s, replace(live.access, role_index=row.role_index), live.identity_id,
                        client, via="token", label=row.label, token_id=row.id)
 
-    def _load(self, key: str) -> tuple[LiveSession, str] | None:
+    def _load(self, key: str) -> tuple[LiveSession, str] | str:
+        invalid = "The API token is not valid or was revoked."
         with self.store.read() as s:
             row = s.scalar(select(ApiToken).where(ApiToken.token_hash == key))
-            if row is None or row.revoked_at is not None or row.grain_id is None:
-                return None
-            access = self.sessions._access(s, row.user_id, row.grain_id)
-            if access is None:
-                return None
+            if row is None or row.grain_id is None:
+                return invalid
+            access = (self.sessions._access(s, row.user_id, row.grain_id)
+                      if row.revoked_at is None else None)
+            if access is None:  # when a sharing link expired, say so
+                expired = self.sessions.expired_message(s, row.user_id, row.grain_id, None)
+                return (f"{expired} The API token made from it grants nothing."
+                        if expired else invalid)
             grain = s.get(Grain, row.grain_id)
             manifest = Manifest.model_validate(s.get(Package, grain.package_id).manifest)
             if row.role_index is None:

@@ -1,9 +1,10 @@
 """The curated ``/etc`` every grain sees, read-only.
 
 Field notes: most apps need no ``/etc`` at all; MariaDB needs a name for uid
-1000, PHP and friends need ``/etc/alternatives``, TLS clients need CA
-certificates, and a time zone avoids surprises. Nothing else from the host's
-``/etc`` is visible (no shadow, no host names, no resolver).
+1000, PHP needs ``/etc/php``, unversioned commands need ``/etc/alternatives``,
+TLS clients need CA certificates, and a time zone avoids surprises. Nothing
+else from the host's ``/etc`` is visible (no shadow, no host names, no
+resolver).
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from pathlib import Path
 from sandhaven.sandbox.layout import GRAIN_GID, GRAIN_UID, HOSTNAME
 
 # Host directories bound read-only over the curated tree when the host has them.
-HOST_ETC_DIRS = ("ssl/certs", "alternatives")
+# PHP reads its php.ini and the list of extensions to load from /etc/php (field
+# notes: without it no extension loads, so no SQLite, mbstring or XML); it holds
+# no secrets and is only read.
+HOST_ETC_DIRS = ("ssl/certs", "alternatives", "php")
 
 FILES: dict[str, str] = {
     "passwd": (

@@ -228,6 +228,9 @@ class Share(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # A sharing link may expire: from then on it, and everything derived from it,
+    # grants nothing (as if revoked). NULL: never.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class AccessRequest(Base):

@@ -1,6 +1,9 @@
-"""The account page: profile, personal API tokens, logging out everywhere."""
+"""The account page: profile, personal API tokens, logging out everywhere, and
+the person's own activity (the grains they opened)."""
 
 from __future__ import annotations
+
+from datetime import date
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
@@ -66,3 +69,24 @@ def logout_everywhere(request: Request, user: UserView = Depends(current_user)) 
     response = redirect("/login", "logged-out-all")
     response.delete_cookie(COOKIE_NAME, path="/")
     return response
+
+
+@router.get("/account/activity")
+def activity(request: Request, since: str = "", until: str = "",
+             user: UserView = Depends(current_user)) -> Response:
+    """The grains the user opened, newest first, from their rows of every grain's
+    access log; ``since``/``until`` (YYYY-MM-DD, UTC, included) filter it, and a
+    badly written date is a 400 with the form kept."""
+    log = services(request).access_log
+    assert log is not None
+    error = None
+    try:
+        first = date.fromisoformat(since) if since else None
+        last = date.fromisoformat(until) if until else None
+    except ValueError:
+        first = last = None
+        error = "Dates are written YYYY-MM-DD."
+    rows = [] if error else log.for_user(user.id, since=first, until=last)
+    return render(request, "activity.html", status=400 if error else 200,
+                  title="Your activity", section="account", rows=rows, since=since[:10],
+                  until=until[:10], error=error)

@@ -11,19 +11,21 @@ and opening it anonymously (while the admin allows it).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
 from sandhaven.api.routes import RowId
-from sandhaven.errors import MailError, RequestError
+from sandhaven.errors import InvalidInput, MailError, RequestError
+from sandhaven.grains.expiry import MAX_DAYS, parse_expiry
 from sandhaven.grains.shares import Shares
 from sandhaven.identity.users import UserView
 from sandhaven.shell.auth import client_of, current_user, optional_user, services
 from sandhaven.shell.pages.grains import grain_page_response
 from sandhaven.shell.render import redirect, render
+from sandhaven.store import utcnow
 
 router = APIRouter()
 
@@ -65,19 +67,44 @@ def accept_link(request: Request, token: str,
     return redirect(f"/grains/{grain_id}")
 
 
+def form_expiry(expires: str, expires_on: str) -> datetime | None:
+    """The expiry the share dialog asks for (naive UTC): ``expires`` is empty
+    (never), a number of days (1, 7, 30…) or ``date``, meaning the end of the day
+    ``expires_on`` (YYYY-MM-DD, UTC). Raises InvalidInput."""
+    expires = expires.strip()
+    if not expires:
+        return None
+    if expires == "date":
+        try:
+            day = date.fromisoformat(expires_on.strip()[:10])
+        except ValueError:
+            raise InvalidInput(f"Expiry date {expires_on[:20]!r}: choose a date "
+                               "(YYYY-MM-DD).") from None
+        if day > date.max - timedelta(days=1):
+            raise InvalidInput(f"Expiry date {day}: at most {MAX_DAYS} days ahead.")
+        return parse_expiry(utcnow(), datetime.combine(day + timedelta(days=1), time()))
+    if not expires.isdigit() or len(expires) > 5:
+        raise InvalidInput(f"Expiry {expires[:20]!r}: choose one from the list.")
+    return parse_expiry(utcnow(), expires_in_days=int(expires))
+
+
 @router.post("/grains/{grain_id}/shares")
 def new_link(request: Request, grain_id: str, user: UserView = Depends(current_user),
-             role: str = Form(""), label: str = Form("")) -> Response:
+             role: str = Form(""), label: str = Form(""), expires: str = Form(""),
+             expires_on: str = Form("")) -> Response:
+    """Create a sharing link; its URL is shown once, on the page this answers."""
     shares = _shares(request)
     try:
-        view, token = shares.create_link(user.id, grain_id, int(role), label)
+        view, token = shares.create_link(user.id, grain_id, int(role), label,
+                                         form_expiry(expires, expires_on))
     except ValueError:
         return grain_page_response(request, user, grain_id, 400,
-                                   error="Choose a role from the list.")
+                                   error="Choose a role from the list.", share_open=True)
     except RequestError as exc:
         if exc.status == 404:
             raise
-        return grain_page_response(request, user, grain_id, exc.status, error=str(exc))
+        return grain_page_response(request, user, grain_id, exc.status, error=str(exc),
+                                   share_open=True)
     return grain_page_response(request, user, grain_id, share_url=shares.link_url(token),
                                share_open=True)
 
