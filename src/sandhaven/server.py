@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandhaven import logs
 from sandhaven.config import Settings
+from sandhaven.encryption import open_storage
 from sandhaven.errors import AlreadyRunning, ConfigError, SandhavenError
 from sandhaven.gateway import (
     ApiPreflight,
@@ -231,8 +232,8 @@ def serve(settings: Settings) -> int:
     """Run the server until SIGINT or SIGTERM. Returns the exit code."""
     logs.configure(settings.log_level, settings.log_format)
     data_dir = Path(settings.data_dir)
-    with data_dir_lock(data_dir):
-        services = Services.build(settings)
+    with data_dir_lock(data_dir), open_storage(settings) as storage:
+        services = Services.build(settings, storage=storage)
         app = build_app(services)
         log.info("starting", settings=settings.redacted())
         # Commands run beside the server (admin-token) print URLs with this base.

@@ -6,11 +6,13 @@ module-level instance, so one process can hold several servers (tests do).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from sandhaven.config import Settings
 from sandhaven.config.runtime import RuntimeSettings
+from sandhaven.encryption import Storage
 from sandhaven.grains import Grains
 from sandhaven.grains.access_log import AccessLog
 from sandhaven.grains.requests import AccessRequests
@@ -51,10 +53,16 @@ class Services:
     access_log: AccessLog | None = None
     access_requests: AccessRequests | None = None
     upstream: Any = None  # the gateway's connection pool, set by the composition root
+    storage: Storage | None = None
 
     @classmethod
-    def build(cls, settings: Settings, store: Store | None = None) -> Services:
-        store = store or Store.open(settings.database)
+    def build(cls, settings: Settings, store: Store | None = None,
+              storage: Storage | None = None) -> Services:
+        """The server's parts. ``storage`` comes from
+        :func:`sandhaven.encryption.open_storage` when serving; without it the store
+        is at the ``database_url`` setting (in-process tests, nothing served)."""
+        storage = storage or Storage.unmounted(settings)
+        store = store or Store.open(storage.database_url)
         runtime = RuntimeSettings(store, settings)
         mailer = Mailer(runtime.effective)
         services = cls(settings, store, runtime, mailer, Identity(store, runtime, mailer),
@@ -67,8 +75,12 @@ class Services:
             "/apps/upload": packages.limits.max_spk_bytes + 64 * 1024,
         })
         grains = Grains(store, settings.data_dir, packages.packages_dir, None,
-                        Limits.from_settings(settings), settings.grains_trash_days)
-        supervisor = Supervisor(grains.spec_for, SupervisorConfig.from_settings(settings))
+                        Limits.from_settings(settings), settings.grains_trash_days,
+                        volumes=storage.volumes)
+        config = dataclasses.replace(SupervisorConfig.from_settings(settings),
+                                     log_dir=storage.log_dir)
+        supervisor = Supervisor(grains.start_spec, config, release=grains.release_storage)
+        services.storage = storage
         grains.supervisor = supervisor
         services.supervisor, services.grains = supervisor, grains
         services.grain_sessions = GrainSessions(
