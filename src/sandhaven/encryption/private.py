@@ -147,6 +147,10 @@ def open_storage(settings: Any, kek: Kek | None = None, *,
                               "false.")
     binary = gocryptfs.check_host(settings.storage_gocryptfs, str(settings.storage_fuse_device))
     point = private_mountpoint(data)
+    if not admin_command:  # serve holds the data dir lock: no rotation runs
+        from sandhaven.encryption.rotate import recover
+
+        recover(data)
     with contextlib.ExitStack() as stack:
         data.mkdir(mode=0o700, parents=True, exist_ok=True)
         lock = stack.enter_context(_flock(data / "private.lock"))
