@@ -129,7 +129,7 @@ def open_storage(settings: Any, kek: Kek | None = None, *,
     ``admin_command``: a command run beside (or without) the server. It uses the
     server's mount when there is one, else mounts the area itself holding
     ``DATA_DIR/private.lock`` until it unmounts, so commands never unmount under
-    each other; its Storage has no grain volumes unless the KEK is at hand.
+    each other; its Storage has grain volumes only when it mounted the area itself.
 
     Raises EncryptionError (FUSE or gocryptfs unusable, keys missing or wrong,
     an unencrypted store left by a run with encryption off).
@@ -163,8 +163,6 @@ def open_storage(settings: Any, kek: Kek | None = None, *,
                 lock.close()  # a serving server holds its data dir lock instead
         else:
             lock.close()  # the running server's mount: nothing to unmount here
-            if kek is None and settings.storage_key_source == "file":
-                kek = load_kek(settings)
         tmp = point / "tmp"
         for sub in (tmp, point / "grain-logs"):
             sub.mkdir(mode=0o700, exist_ok=True)
