@@ -429,8 +429,16 @@ class Supervisor:
         """Whatever a killed server left: mounts, sockets, socket directories."""
         runtime = self.config.runtime_dir
         unmount_under(runtime)
-        for sub in ("grains", "stage", "etc", "volumes"):
+        for sub in ("grains", "stage", "etc"):
             shutil.rmtree(runtime / sub, ignore_errors=True)
+        # Grain volumes' mount points: rmdir only, never a recursive delete, which
+        # would reach into a plaintext view that failed to unmount.
+        volumes = runtime / "volumes"
+        with contextlib.suppress(OSError):
+            for point in volumes.iterdir():
+                with contextlib.suppress(OSError):
+                    point.rmdir()
+            volumes.rmdir()
         if recreate:
             runtime.mkdir(mode=0o755, parents=True, exist_ok=True)
             os.chmod(runtime, 0o755)
