@@ -3,7 +3,9 @@ one-line errors when the host cannot run them."""
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
 from pathlib import Path
 
 import pytest
@@ -50,13 +52,31 @@ def test_a_volume_holds_plaintext_only_while_mounted(volumes, tmp_path):
     assert (point / "notes.txt").read_bytes() == b"note " + marker
 
 
-def test_a_dead_gocryptfs_is_remounted_not_used(volumes):
+def gocryptfs_pids(cipher_dir: Path) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if proc.name.isdigit() and str(cipher_dir).encode() in argv and \
+                argv[0].endswith(b"gocryptfs"):
+            found.append(int(proc.name))
+    return found
+
+
+def test_a_killed_gocryptfs_is_remounted_never_used_as_a_plain_directory(volumes):
     volumes.create("g1")
     point = volumes.mount("g1")
     (point / "f").write_text("kept")
-    gocryptfs.unmount(point)  # as if its daemon died: no live mount there
+    pids = gocryptfs_pids(volumes.cipher_dir("g1"))
+    assert len(pids) == 1
+    os.kill(pids[0], signal.SIGKILL)
+    with pytest.raises(OSError):  # ENOTCONN: the mount is dead, not an empty directory
+        os.listdir(point)
     assert not gocryptfs.is_mounted(point)
-    assert (volumes.mount("g1") / "f").read_text() == "kept"
+    again = volumes.mount("g1")
+    assert gocryptfs.is_mounted(again) and (again / "f").read_text() == "kept"
 
 
 def test_two_volumes_have_their_own_keys(volumes):

@@ -109,6 +109,8 @@ def unseal_cmd(args: argparse.Namespace) -> int:
         message = str(reply.json().get("message", ""))
     except ValueError:
         message = reply.text[:200]
+    if reply.status_code == 404:
+        raise EncryptionError(f"The server at {url} is not sealed.")
     if reply.status_code != 200:
         raise EncryptionError(message or f"The server answered {reply.status_code}.")
     print(message or "Unsealed.")

@@ -390,7 +390,8 @@ class Supervisor:
         g.last_exit = info
         self._counts["crashes"] += 1
         self._crashed(g)
-        await self._release(g.id)
+        async with g.stop_lock:  # a start waits for this, as for a stop
+            await self._release(g.id)
 
     async def _release(self, grain_id: str) -> None:
         if self.release is None:
