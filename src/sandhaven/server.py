@@ -27,7 +27,7 @@ from sandhaven.config import Settings
 from sandhaven.encryption import Kek, Storage, open_storage
 from sandhaven.encryption.gocryptfs import check_host
 from sandhaven.encryption.kek import needs_passphrase
-from sandhaven.encryption.private import kek_path, load_kek
+from sandhaven.encryption.private import kek_path, load_kek, private_tmp
 from sandhaven.encryption.rotate import recover
 from sandhaven.encryption.sealed import SealedApp
 from sandhaven.errors import AlreadyRunning, ConfigError, EncryptionError, SandhavenError
@@ -257,6 +257,7 @@ def serve(settings: Settings) -> int:
             app, services = _sealed_app(settings, stack), None
         else:
             storage = stack.enter_context(open_storage(settings))
+            stack.enter_context(private_tmp(storage))
             services = _open_services(settings, storage, stack)
             app = build_app(services)
         log.info("starting", settings=settings.redacted())
@@ -310,6 +311,7 @@ def _sealed_app(settings: Settings, stack: ExitStack) -> SealedApp:
 
     def open_server(kek: Kek) -> ASGIApp:
         storage = stack.enter_context(open_storage(settings, kek))
+        stack.enter_context(private_tmp(storage))
         services = _open_services(settings, storage, stack)
         announce_setup(services)
         return build_app(services)

@@ -62,7 +62,7 @@ class Services:
         :func:`sandhaven.encryption.open_storage` when serving; without it the store
         is at the ``database_url`` setting (in-process tests, nothing served)."""
         storage = storage or Storage.unmounted(settings)
-        store = store or Store.open(storage.database_url)
+        store = store or Store.open(storage.database_url, wal=not storage.encrypted_store)
         runtime = RuntimeSettings(store, settings)
         mailer = Mailer(runtime.effective)
         services = cls(settings, store, runtime, mailer, Identity(store, runtime, mailer),

@@ -35,7 +35,7 @@ def kek_id(root: Path) -> str:
 
 def check_everything_opens(root: Path) -> None:
     with open_storage(settings_of(root)) as storage:
-        Store.open(storage.database_url).close()
+        Store.open(storage.database_url, wal=False).close()
         assert storage.volumes is not None
         for gid in GRAINS:
             point = storage.volumes.mount(gid)
@@ -48,7 +48,7 @@ def check_everything_opens(root: Path) -> None:
 def template():  # type: ignore[no-untyped-def]
     root = make_runtime_root()
     with open_storage(settings_of(root)) as storage:
-        Store.open(storage.database_url).close()
+        Store.open(storage.database_url, wal=False).close()
         assert storage.volumes is not None
         for gid in GRAINS:
             storage.volumes.create(gid)

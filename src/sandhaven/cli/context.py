@@ -42,7 +42,7 @@ def open_store(settings: Settings) -> Iterator[Store]:
             raise StoreError(f"No Sandhaven store in {settings.data_dir} ({db.name} is missing): "
                              "check --data-dir, or start `sandhaven serve` once to create it.")
     with open_storage(settings, admin_command=True) as storage:
-        store = Store.open(storage.database_url)
+        store = Store.open(storage.database_url, wal=not storage.encrypted_store)
         try:
             yield store
         finally:

@@ -90,6 +90,12 @@ class Storage:
     volumes: GrainVolumes | None
     kek: Kek | None = None
 
+    @property
+    def encrypted_store(self) -> bool:
+        """True when the store is on the private area's gocryptfs volume (open it
+        with ``Store.open(..., wal=False)``)."""
+        return self.tmp_dir is not None
+
     @classmethod
     def unmounted(cls, settings: Any, kek: Kek | None = None) -> Storage:
         """Storage without the private area: the store at the ``database_url``
@@ -166,7 +172,6 @@ def open_storage(settings: Any, kek: Kek | None = None, *,
         tmp = point / "tmp"
         for sub in (tmp, point / "grain-logs"):
             sub.mkdir(mode=0o700, exist_ok=True)
-        stack.enter_context(_temporary_dir(tmp))
         volumes = grain_volumes(settings, kek, binary) if kek is not None else None
         yield Storage(True, f"sqlite:///{point / 'sandhaven.sqlite3'}", point / "grain-logs",
                       tmp, volumes, kek)
@@ -181,9 +186,15 @@ def _flock(path: Path) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def _temporary_dir(tmp: Path) -> Iterator[None]:
-    """Point tempfile and TMPDIR (for child processes) at ``tmp`` while open: the
-    shell's spooled uploads and package unpacking land in the private area."""
+def private_tmp(storage: Storage) -> Iterator[None]:
+    """For the life of a serving process: point :mod:`tempfile` and TMPDIR (for
+    child processes) at the private area's ``tmp``, so the shell's spooled uploads
+    and other temporary files are encrypted. Process-wide, like TMPDIR itself;
+    no-op when the storage has no private tmp."""
+    if storage.tmp_dir is None:
+        yield
+        return
+    tmp = storage.tmp_dir
     previous = (tempfile.tempdir, os.environ.get("TMPDIR"))
     tempfile.tempdir = str(tmp)
     os.environ["TMPDIR"] = str(tmp)

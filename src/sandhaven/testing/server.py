@@ -211,4 +211,4 @@ def make_data_dir(data_dir: Path) -> None:
 
     settings = load_settings(environ={}, overrides={"data_dir": str(data_dir)})
     with open_storage(settings) as storage:
-        Store.open(storage.database_url).close()
+        Store.open(storage.database_url, wal=not storage.encrypted_store).close()
