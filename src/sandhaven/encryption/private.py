@@ -129,8 +129,8 @@ def open_storage(settings: Any, kek: Kek | None = None, *,
                  admin_command: bool = False) -> Iterator[Storage]:
     """The storage of a server about to serve, or of an admin command: with
     encryption on, check the host, mount the private area (made at first start)
-    and yield; unmount when done unless a running server had it mounted. Sets
-    TMPDIR and :mod:`tempfile` to the private ``tmp`` while open.
+    and yield; unmount when done unless a running server had it mounted.
+    ``serve`` points temporary files at ``Storage.tmp_dir`` with :func:`private_tmp`.
 
     ``admin_command``: a command run beside (or without) the server. It uses the
     server's mount when there is one, else mounts the area itself holding
