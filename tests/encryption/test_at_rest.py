@@ -87,6 +87,10 @@ def test_a_marker_is_nowhere_on_disk_while_stopped_and_back_after_start():
             assert share.status_code == 201, share.text
             # While running, the plaintext is where the grain and the server see it.
             assert (services.grains.storage_dir(gid)).is_dir()
+            # The grain's log (its output may hold user data) is in the private area.
+            assert services.supervisor.config.log_dir == root / "data" / "private" / "grain-logs"
+            services.supervisor._grain(gid).log.note(f"output {marker}")  # noqa: SLF001
+            assert marker in client.get(f"/api/v1/grains/{gid}/log").text
         assert mounts_under(root) == []
         needle = marker.encode()
         assert files_with(needle, [root]) == []
@@ -99,6 +103,7 @@ def test_a_marker_is_nowhere_on_disk_while_stopped_and_back_after_start():
             assert grain["title"] == f"Title {marker}"
             labels = [a["label"] for a in client.get(f"/api/v1/grains/{gid}/access").json()]
             assert labels == [f"Label {marker}"]
+            assert f"output {marker}" in client.get(f"/api/v1/grains/{gid}/log").text
             sock = client.portal.call(services.grains.ensure_running, gid)
             with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)),
                               base_url="http://sandbox") as app:
