@@ -15,9 +15,22 @@ if [[ "${1:-}" == "--test" ]]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
+# Servers that grains (or benchmarks) use only as programs: Debian starts their
+# system service on install. Those this script installs are stopped and disabled
+# again; one the machine already had (nginx as the TLS proxy, say) is left alone.
+services=(lighttpd:lighttpd mariadb-server:mariadb nginx-light:nginx)
+fresh=()
+for pair in "${services[@]}"; do
+  dpkg -s "${pair%%:*}" >/dev/null 2>&1 || fresh+=("${pair##*:}")
+done
 apt-get update -qq
 # shellcheck disable=SC2046
 apt-get install -y -qq --no-install-recommends $(packages "${want[@]}") >/dev/null
+if [[ -d /run/systemd/system ]]; then
+  for unit in "${fresh[@]}"; do
+    systemctl disable --now "$unit" >/dev/null 2>&1 || true
+  done
+fi
 if ! command -v npm >/dev/null; then
   apt-get install -y -qq --no-install-recommends npm >/dev/null
 fi

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from sandhaven.config import load_settings
 from sandhaven.encryption import open_storage
 from sandhaven.server import build_app
 from sandhaven.services import Services
-from sandhaven.testing import Mailbox, csrf_from, smtp_server
+from sandhaven.testing import LiveServer, Mailbox, csrf_from, smtp_server, start_server, stop_server
 
 BASE = "http://localhost:6080"
 
@@ -127,3 +129,65 @@ def bearer(client: TestClient, services: Services, email: str, name: str) -> str
     _, token = services.identity.tokens.create(user.id, "test")
     client.headers["Authorization"] = f"Bearer {token}"
     return user.id
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--all-apps", action="store_true",
+                     help="also run the end-to-end tests of every app recipe (make e2e)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``all_apps`` are deselected (not skipped) unless ``--all-apps``
+    is given: CI runs the apps of its set, ``make e2e`` runs them all."""
+    if config.getoption("--all-apps"):
+        return
+    keep = [i for i in items if i.get_closest_marker("all_apps") is None]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Chromium (Debian's) driven by Playwright; one per test."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.ui import ARGS, CHROMIUM
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+class AppServer:
+    """A real ``sandhaven serve --dev`` whose data and runtime dirs the grain user can
+    reach; ``install`` adds a package the way an admin does on the command line."""
+
+    def __init__(self, live: LiveServer, data: Path) -> None:
+        self.live, self.data = live, data
+
+    @property
+    def url(self) -> str:
+        return self.live.url
+
+    def install(self, app: Any) -> str:
+        """Install ``app``'s package (a ``tests.apps.conftest.BuiltApp``) with
+        ``sandhaven install``; returns its app ID."""
+        done = subprocess.run([sys.executable, "-m", "sandhaven", "--data-dir", str(self.data),
+                               "install", str(app.spk)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return app.app_id
+
+
+@pytest.fixture
+def app_server() -> Iterator[AppServer]:
+    from sandhaven.sandbox.testing import make_runtime_root, remove_tree
+
+    root = make_runtime_root()  # reachable by the grain user, unlike pytest's tmp_path
+    live = start_server(root / "data", "--dev", "--sandbox-runtime-dir", str(root / "run"))
+    try:
+        yield AppServer(live, root / "data")
+    finally:
+        stop_server(live)
+        remove_tree(root)

@@ -9,6 +9,8 @@ and one in the API turn them into pages or JSON, and the CLI into an exit code.
     ├── EncryptionError            encrypted storage cannot be used: no FUSE, no gocryptfs,
     │                              a damaged or missing key file, a wrong passphrase (exit 5)
     ├── MailError                  the SMTP server refused or cannot be reached (502)
+    ├── CatalogError               the app catalog cannot be read, is malformed, or serves
+    │                              a package that does not match its index (502)
     ├── SandboxError               a grain sandbox cannot be built or started (500)
     │   └── SandboxUnavailable     the host lacks what sandboxes need: bwrap, gcc, cgroups (500)
     ├── GrainError                 a grain cannot be reached (503)
@@ -24,12 +26,15 @@ and one in the API turn them into pages or JSON, and the CLI into an exit code.
         │       ├── UnsafeEntry    unsafe name, type, mode or link in the archive (exit 15)
         │       ├── PackageTooLarge  past a package limit (413, exit 16)
         │       └── RecipeFailed   an app recipe's build script failed (exit 19)
+        │   └── BadBackup          a grain backup file is rejected (exit 20)
         ├── NotAuthenticated       no or bad credentials (401)
         ├── Forbidden              authenticated, not allowed (403)
         ├── NotFound               no such thing, or not visible to the caller (404)
         ├── Conflict               clashes with existing state (409)
         │   ├── NotNewer           the app already has this or a higher version (exit 17)
-        │   └── PackageInUse       grains still use the package (exit 18)
+        │   ├── PackageInUse       grains still use the package (exit 18)
+        │   └── AppNeeded          a backup needs an app (version) not installed (exit 22)
+        ├── StorageFull            past the owner's quota or the disk's free space (507, exit 21)
         ├── Gone                   existed once, used or expired (410)
         ├── PayloadTooLarge        body past the limit (413)
         └── RateLimited            too many attempts (429)
@@ -76,6 +81,11 @@ class EncryptionError(SandhavenError):
 class MailError(SandhavenError):
     status = 502
     code = "mail"
+
+
+class CatalogError(SandhavenError):
+    status = 502
+    code = "catalog"
 
 
 class SandboxError(SandhavenError):
@@ -201,3 +211,19 @@ class NotNewer(Conflict):
 class PackageInUse(Conflict):
     exit_code = 18
     code = "package_in_use"
+
+
+class BadBackup(InvalidInput):
+    exit_code = 20
+    code = "invalid_backup"
+
+
+class AppNeeded(Conflict):
+    exit_code = 22
+    code = "app_needed"
+
+
+class StorageFull(RequestError):
+    status = 507
+    exit_code = 21
+    code = "storage_full"

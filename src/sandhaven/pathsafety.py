@@ -26,10 +26,14 @@ def bad_char(text: str) -> str | None:
     return None
 
 
-def is_safe_component(name: str) -> bool:
+def is_safe_component(name: str, *, controls: bool = False) -> bool:
     """True for one path component: not empty, not ``.`` or ``..``, no ``/``, no
-    control character, at most ``NAME_MAX`` bytes of UTF-8."""
-    if name in ("", ".", "..") or "/" in name or bad_char(name) is not None:
+    NUL, no control character unless ``controls`` (a grain's own files may hold a
+    newline in their names; a package's may not), at most ``NAME_MAX`` bytes of
+    UTF-8."""
+    if name in ("", ".", "..") or "/" in name or "\x00" in name:
+        return False
+    if not controls and bad_char(name) is not None:
         return False
     try:
         return len(name.encode("utf-8")) <= NAME_MAX
@@ -37,10 +41,11 @@ def is_safe_component(name: str) -> bool:
         return False
 
 
-def is_safe_relative(path: str) -> bool:
-    """True when ``path`` is a relative name whose every component is safe."""
+def is_safe_relative(path: str, *, controls: bool = False) -> bool:
+    """True when ``path`` is a relative name whose every component is safe
+    (``controls`` as for ``is_safe_component``)."""
     return bool(path) and not path.startswith("/") and all(
-        is_safe_component(part) for part in path.split("/")
+        is_safe_component(part, controls=controls) for part in path.split("/")
     )
 
 

@@ -103,7 +103,8 @@ class Lifespan:
     """Starts the server's background parts with the ASGI lifespan and stops them
     after the last request: the supervisor (every grain is stopped cleanly on
     shutdown) and an hourly maintenance task (purge the expired trash, prune
-    expired sessions and rate-limit records, remove what killed installs left).
+    expired sessions and rate-limit records, remove what killed installs left;
+    check the app catalog for updates at start and every 24 hours).
     A failure to start is kept in ``startup_error`` for ``serve`` to report in
     one line."""
 
@@ -158,6 +159,8 @@ class Lifespan:
         log.info("maintenance", grains_purged=purged, sessions_pruned=sessions,
                  rate_events_pruned=rates, stale_installs_removed=temporaries,
                  access_log_pruned=access_rows)
+        # A slow catalog must not hold the event loop; a failed check is logged by it.
+        await asyncio.to_thread(svc.catalog.check_if_due)
 
 
 def build_app(services: Services) -> Lifespan:

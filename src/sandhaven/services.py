@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from sandhaven.backup.service import GrainBackups
+from sandhaven.catalog.service import CatalogService
+from sandhaven.catalog.signing import default_public_key
+from sandhaven.catalog.sources import load as load_catalog_source
 from sandhaven.config import Settings
 from sandhaven.config.runtime import RuntimeSettings
 from sandhaven.encryption import Storage
@@ -52,6 +57,7 @@ class Services:
     shares: Shares | None = None
     access_log: AccessLog | None = None
     access_requests: AccessRequests | None = None
+    backups: GrainBackups | None = None
     upstream: Any = None  # the gateway's connection pool, set by the composition root
     storage: Storage | None = None
 
@@ -74,6 +80,11 @@ class Services:
             "/api/v1/packages": packages.limits.max_spk_bytes,
             "/apps/upload": packages.limits.max_spk_bytes + 64 * 1024,
         })
+        source = settings.get("catalog.source")
+        services.extra["catalog"] = CatalogService(
+            load_catalog_source(source, settings.data_dir), packages,
+            public_key=settings.get("catalog.key") or (
+                "" if source else default_public_key(Path(settings.data_dir) / "app-keys")))
         grains = Grains(store, settings.data_dir, packages.packages_dir, None,
                         Limits.from_settings(settings), settings.grains_trash_days,
                         volumes=storage.volumes)
@@ -94,6 +105,16 @@ class Services:
         services.access_log = AccessLog(store, services.grain_sessions,
                                         lambda: int(runtime.get("sharing.access_log_days")))
         grains.on_trash = services.grain_sessions.revoke
+        sessions_access = services.grain_sessions.access
+        services.backups = GrainBackups(
+            store, grains, quota_bytes=lambda: settings.get("grains.quota_mib") * 1024 * 1024,
+            tmp_dir=Path(settings.data_dir) / "tmp",
+            read_log=supervisor.read_log, log_dir=supervisor.config.log_dir,
+            check_access=sessions_access)
+        services.extra["body_limits"]["/api/v1/grains/restore"] = (
+            settings.get("grains.max_restore_mib") * 1024 * 1024)
+        services.extra["body_limits"]["/grains/restore-backup"] = (
+            settings.get("grains.max_restore_mib") * 1024 * 1024 + 64 * 1024)
         sessions, tokens = services.grain_sessions, services.grain_tokens
         services.identity.users.on_access_change += [
             lambda user_id: sessions.revoke(user_id=user_id),  # ends them for good
@@ -102,6 +123,8 @@ class Services:
 
     async def start(self) -> None:
         """Start what runs in the background: the supervisor. Raises SandboxUnavailable."""
+        if self.backups is not None:
+            self.backups.clean_staging()  # what a killed restore left
         if self.supervisor is not None:
             await self.supervisor.start()
 
@@ -114,3 +137,8 @@ class Services:
     def packages(self) -> PackageService:
         """Install, uninstall and list app packages."""
         return self.extra["packages"]
+
+    @property
+    def catalog(self) -> CatalogService:
+        """The app catalog: market listing, one-click install, update check."""
+        return self.extra["catalog"]

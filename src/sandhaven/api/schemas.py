@@ -147,6 +147,12 @@ class GrainPatch(Strict):
     title: str = Field(max_length=500)
 
 
+class BackupRequest(Strict):
+    """An encrypted backup: OpenPGP with this passphrase (8 to 1,000 characters)."""
+
+    passphrase: str = Field(min_length=8, max_length=1000)
+
+
 class Grain(BaseModel):
     id: str
     title: str

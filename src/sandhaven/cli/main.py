@@ -26,6 +26,8 @@ COMMAND_MODULES = (
     "sandhaven.cli.packages",
     "sandhaven.cli.catalog",
     "sandhaven.cli.keys",
+    "sandhaven.cli.grains",
+    "sandhaven.cli.backup",
 )
 
 

@@ -18,6 +18,7 @@ the value and what is wrong ("Setting 'port' has value 'x': not a valid integer.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -101,6 +102,25 @@ def _parse_http_url(value: Any) -> str:
         raise ValueError("not an http:// or https:// URL")
     if parts.path or parts.query or parts.fragment:
         raise ValueError("must be scheme://host[:port] with no path")
+    return value
+
+
+def _parse_catalog_source(value: Any) -> str:
+    value = _parse_str(value).strip()
+    if value.startswith(("http://", "https://")):
+        parts = urlsplit(value)
+        if not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("not an http:// or https:// URL of a catalog directory")
+        return value.rstrip("/")
+    if "://" in value:
+        raise ValueError("must be an http:// or https:// URL or a directory path")
+    return str(Path(value).expanduser()) if value else ""
+
+
+def _parse_catalog_key(value: Any) -> str:
+    value = _parse_str(value).strip()
+    if value and not re.fullmatch(r"[0123456789acdefghjkmnpqrstuvwxyz]{52}", value):
+        raise ValueError("not a catalog public key (52 characters of Sandstorm base32)")
     return value
 
 
@@ -236,6 +256,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("grains.trash_days", 30, _parse_int(1, 3650),
             "Days a grain stays in the trash, restorable, before it is purged with its "
             "storage.", kind="integer"),
+    Setting("grains.quota_mib", 0, _parse_int(0, 1 << 40),
+            "Storage one user's grains may use in total, in MiB; 0 means no limit. "
+            "Restoring a backup past it is refused.", kind="integer"),
+    Setting("grains.max_restore_mib", 65536, _parse_int(1, 1 << 40),
+            "Largest grain backup file a restore accepts, in MiB.", kind="integer"),
     Setting("sharing.anonymous", True, _parse_bool,
             "Whether visitors who are not logged in may open sharing links (as Anonymous "
             "User). Off: they must log in first.", kind="boolean", admin_editable=True),
@@ -272,6 +297,15 @@ SETTINGS: tuple[Setting, ...] = (
             "(stops decompression bombs).", kind="integer"),
     Setting("packages.max_entries", 100_000, _parse_int(1, 10_000_000),
             "Most files, directories and symlinks one package may hold.", kind="integer"),
+    Setting("catalog.source", "", _parse_catalog_source,
+            "Where the App market reads its catalog: an http:// or https:// URL of a "
+            "catalog directory, or a directory path. Empty means DATA_DIR/catalog, the "
+            "catalog scripts/serve.sh builds from the recipes in apps/."),
+    Setting("catalog.key", "", _parse_catalog_key,
+            "Public half of the catalog key (52 characters, as `sandhaven catalog build` "
+            "prints it): the catalog's index must carry a valid signature by it. Empty: "
+            "for the default catalog, the key in DATA_DIR/app-keys/catalog.key when it "
+            "exists; for another source, the index is not checked (packages always are)."),
     Setting("packages.unpack_sandbox", "bubblewrap", _parse_choice("bubblewrap", "none"),
             "Where packages are unpacked: bubblewrap (a sandbox with no network and one "
             "writable directory, a second wall behind the archive checks) or none (in the "

@@ -17,11 +17,12 @@ exist (NotFound), so IDs cannot be probed. Share holders reach a grain through
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -116,6 +117,8 @@ class Grains:
         self._touched: dict[str, float] = {}
         # Called with the grain ID when it goes to the trash (revokes its sessions).
         self.on_trash: Callable[[str], object] | None = None
+        # Grains kept stopped while something copies their storage (a backup).
+        self._held: dict[str, asyncio.Event] = {}
 
     # -- paths -----------------------------------------------------------------
     def storage_dir(self, grain_id: str) -> Path:
@@ -288,6 +291,8 @@ class Grains:
         the supervisor raises (GrainCrashed with retry_after, GrainStartFailed)."""
         if self.supervisor is None:
             raise Conflict("Grains cannot run in this process.")
+        while (held := self._held.get(grain_id)) is not None:
+            await held.wait()
         socket = await self.supervisor.ensure_running(grain_id)
         # Record the first start and the last use, at most once a minute per grain:
         # this runs on every request to the grain.
@@ -300,6 +305,26 @@ class Grains:
                     grain.initialized = True
                     grain.last_used_at = utcnow()
         return socket
+
+    @contextlib.asynccontextmanager
+    async def held_stopped(self, grain_id: str) -> AsyncIterator[Path]:
+        """Stop the grain and keep it from starting (requests wait) until the block
+        ends; yields its storage directory. One holder at a time per grain."""
+        while (held := self._held.get(grain_id)) is not None:
+            await held.wait()
+        released = self._held[grain_id] = asyncio.Event()
+        try:
+            await self._stop(grain_id, "backup")
+            yield self.storage_dir(grain_id)
+        finally:
+            del self._held[grain_id]
+            released.set()
+
+    def usage(self, user_id: str) -> int:
+        """Bytes of storage used by all grains ``user_id`` owns (trash included)."""
+        with self.store.read() as s:
+            ids = s.scalars(select(Grain.id).where(Grain.owner_id == user_id)).all()
+        return sum(self._size(grain_id) for grain_id in ids)
 
     def read_log(self, user_id: str, grain_id: str) -> str:
         self.get(user_id, grain_id)

@@ -21,10 +21,8 @@ LIMITS_JSON /out/tree`` prints one JSON line: ``{"ok": true, "entries": n,
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,67 +33,19 @@ from sandhaven.packages import spk
 from sandhaven.packages.limits import Limits
 from sandhaven.packages.tree import TreeWriter
 from sandhaven.sandbox import seccomp
-
-OUT = "/out"
-#: The worker's user inside its own user namespace, mapped to the installer's user.
-SANDBOX_UID = 1000
+from sandhaven.sandbox.worker import OUT, find_bwrap, sandbox_argv
+from sandhaven.sandbox.worker import seccomp_program as _seccomp_program
 
 
 def bwrap_argv(bwrap: str, output_parent: Path, fd: int, body_sha256: str, limits: Limits,
                *, seccomp_fd: int | None = None, python: str = sys.executable,
                python_paths: list[str] | None = None) -> list[str]:
-    """The full command line, as a plain list a test can read. Steps, in order:"""
-    argv = [bwrap]
-    # 1. Namespaces: user, PID, IPC, UTS, cgroup and network (loopback only); the
-    #    sandbox dies with its parent and gets its own session (no TTY injection).
-    argv += ["--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
-             "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--cap-drop", "ALL"]
-    # 2. The system, read-only: /usr and its usual symlinks, and wherever the
-    #    interpreter and Sandhaven's code live.
-    argv += ["--ro-bind", "/usr", "/usr"]
-    for top in ("/bin", "/sbin", "/lib", "/lib64", "/lib32"):
-        if os.path.islink(top):
-            argv += ["--symlink", os.readlink(top), top]
-        elif os.path.isdir(top):
-            argv += ["--ro-bind", top, top]
-    # 3. Minimal /proc, /dev and a private /tmp, before the interpreter's own
-    #    directories: those may live under /tmp (a checkout there), and a later
-    #    tmpfs would hide them. The one writable place is /out.
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    for path in _python_paths(python_paths):
-        argv += ["--ro-bind", path, path]
-    argv += ["--bind", str(output_parent), OUT, "--chdir", "/"]
-    # 4. Environment: nothing inherited.
-    argv += ["--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8"]
-    # 5. The grains' system-call filter (sandhaven.sandbox.seccomp), loaded last.
-    if seccomp_fd is not None:
-        argv += ["--seccomp", str(seccomp_fd)]
-    # 6. The worker.
+    """The full command line, as a plain list a test can read: the worker sandbox
+    of ``sandhaven.sandbox.worker``, then this module as the worker."""
+    argv = sandbox_argv(bwrap, output_parent, seccomp_fd=seccomp_fd, python_paths=python_paths)
     argv += ["--", python, "-m", "sandhaven.packages.unpack_sandbox", str(fd), body_sha256,
              json.dumps(dataclasses.asdict(limits)), f"{OUT}/tree"]
     return argv
-
-
-def _python_paths(extra: list[str] | None) -> list[str]:
-    """Existing directories outside /usr that the interpreter needs, outermost first."""
-    candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path, *(extra or [])]
-    found: list[str] = []
-    for path in sorted({os.path.realpath(p) for p in candidates if p and os.path.isdir(p)}):
-        if path == "/usr" or path.startswith("/usr/"):
-            continue
-        if not any(path == f or path.startswith(f + "/") for f in found):
-            found.append(path)
-    return found
-
-
-def find_bwrap() -> str | None:
-    return shutil.which("bwrap")
-
-
-@functools.cache
-def _seccomp_program() -> bytes:
-    """The grains' filter, compiled once per process."""
-    return seccomp.build_filter()
 
 
 def extract_sandboxed(pkg: spk.VerifiedPackage, output_parent: Path, limits: Limits

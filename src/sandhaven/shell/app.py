@@ -14,6 +14,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from sandhaven import __version__
+from sandhaven.api.backups import router as backups_api_router
+from sandhaven.api.catalog import router as catalog_api_router
 from sandhaven.api.grains import router as grains_api_router
 from sandhaven.api.packages import router as packages_api_router
 from sandhaven.api.routes import router as api_router
@@ -23,10 +25,21 @@ from sandhaven.shell import errors
 from sandhaven.shell.csrf import CSRFMiddleware, origin_of
 from sandhaven.shell.headers import HeadAsGet, ShellSecurityHeaders
 from sandhaven.shell.limits import BodyLimitMiddleware
-from sandhaven.shell.pages import account, admin, apps, grains, login, main, pictures, sharing
+from sandhaven.shell.pages import (
+    account,
+    admin,
+    apps,
+    grains,
+    login,
+    main,
+    market,
+    pictures,
+    sharing,
+)
 
 STATIC = Path(__file__).with_name("static")
-PAGE_ROUTERS = (login.router, account.router, admin.router, apps.router, grains.router,
+PAGE_ROUTERS = (login.router, account.router, admin.router, apps.router, market.router,
+                grains.router,
                 sharing.router, pictures.router, main.router)
 
 
@@ -38,7 +51,9 @@ def create_api(services: Services) -> FastAPI:
     api.state.services = services
     api.include_router(api_router)
     api.include_router(packages_api_router)
+    api.include_router(catalog_api_router)
     api.include_router(grains_api_router)
+    api.include_router(backups_api_router)
     for router in services.extra.get("api_routers", ()):
         api.include_router(router)
     errors.install(api)

@@ -115,7 +115,7 @@ class CSRFMiddleware:
                                "Reload the page and try again.")
             return
         if body is not None:
-            receive = _replay(body)
+            receive = _replay(body, receive)
         await self.app(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, reason: str) -> None:
@@ -141,7 +141,10 @@ async def _read_body(receive: Receive) -> bytes | None:
             return b"".join(chunks)
 
 
-def _replay(body: bytes) -> Receive:
+def _replay(body: bytes, upstream: Receive) -> Receive:
+    """The body already read, then whatever the connection says next (a real
+    disconnect when the client leaves): a streaming response listens for that, and an
+    invented disconnect would cut it short."""
     sent = False
 
     async def receive() -> Message:
@@ -149,7 +152,7 @@ def _replay(body: bytes) -> Receive:
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "http.disconnect"}
+        return await upstream()
 
     return receive
 

@@ -42,6 +42,7 @@ NOTICES = {
     "welcome": "Welcome to Sandhaven.",
     "renamed": "Grain renamed.",
     "stopped": "Grain stopped.",
+    "restored-backup": "Backup restored as a new grain.",
     "trashed": "Grain moved to the trash.",
     "restored": "Grain restored.",
     "purged": "Grain deleted for good.",

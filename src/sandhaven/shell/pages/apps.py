@@ -24,8 +24,10 @@ ICON_HEADERS = {
 
 
 def _page(request: Request, status: int = 200, **ctx) -> Response:  # type: ignore[no-untyped-def]
+    svc = services(request)
+    # Found by the catalog's last update check (no catalog read here).
     return render(request, "apps.html", status=status, title="Apps", section="apps",
-                  apps=services(request).packages.apps(), **ctx)
+                  apps=svc.packages.apps(), updates=svc.catalog.updates, **ctx)
 
 
 @router.get("/apps")

@@ -4,11 +4,14 @@ restore and purge grains."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import PlainTextResponse, Response
+from starlette.datastructures import UploadFile
 
+from sandhaven.api.backups import backup_response, backups, spool_upload
 from sandhaven.api.routes import RowId
 from sandhaven.errors import NotFound, RequestError
 from sandhaven.identity.users import UserView
@@ -155,6 +158,42 @@ def rename(request: Request, grain_id: str, user: UserView = Depends(current_use
             raise
         return _list(request, user, exc.status, error=str(exc))
     return redirect("/grains", "renamed")
+
+
+@router.post("/grains/restore-backup")
+async def restore_backup(request: Request, user: UserView = Depends(current_user)) -> Response:
+    """Multipart form with one ``backup`` file (CSRF token in the query string, so
+    the file is streamed); the new grain opens when the restore succeeds."""
+    limit = services(request).settings.get("grains.max_restore_mib") * 1024 * 1024
+    async with request.form(max_files=1, max_fields=4) as form:
+        upload = form.get("backup")
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            return _list(request, user, 400, error="Choose a backup file (.zip) to restore.")
+        passphrase = str(form.get("passphrase") or "") or None
+        try:
+            with await spool_upload(request, _chunks(upload), limit) as f:
+                view = await backups(request).restore(user.id, f, passphrase)
+        except RequestError as exc:
+            return _list(request, user, exc.status, error=f"{upload.filename[:100]}: {exc}")
+    return redirect(f"/grains/{view.id}", "restored-backup")
+
+
+async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(1024 * 1024):
+        yield chunk
+
+
+@router.post("/grains/{grain_id}/backup")
+async def backup(request: Request, grain_id: str, user: UserView = Depends(current_user),
+                 passphrase: str = Form("")) -> Response:
+    """Download the grain's backup, encrypted when a passphrase is given (a form, so
+    a cross-site page cannot make a grain stop for a copy)."""
+    try:
+        return await backup_response(request, user.id, grain_id, passphrase or None)
+    except RequestError as exc:
+        if exc.status in (403, 404):
+            raise
+        return grain_page_response(request, user, grain_id, exc.status, error=str(exc))
 
 
 @router.post("/grains/{grain_id}/stop")

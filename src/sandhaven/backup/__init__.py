@@ -1,0 +1,2 @@
+"""Grain backups: one zip per grain that moves between servers
+(docs/reference/backup-format.md)."""
