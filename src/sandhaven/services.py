@@ -87,7 +87,7 @@ class Services:
                 "" if source else default_public_key(Path(settings.data_dir) / "app-keys")))
         grains = Grains(store, settings.data_dir, packages.packages_dir, None,
                         Limits.from_settings(settings), settings.grains_trash_days,
-                        volumes=storage.volumes)
+                        volumes=storage.volumes, encrypted=storage.encrypted)
         config = dataclasses.replace(SupervisorConfig.from_settings(settings),
                                      log_dir=storage.log_dir)
         supervisor = Supervisor(grains.start_spec, config, release=grains.release_storage)
@@ -108,7 +108,8 @@ class Services:
         sessions_access = services.grain_sessions.access
         services.backups = GrainBackups(
             store, grains, quota_bytes=lambda: settings.get("grains.quota_mib") * 1024 * 1024,
-            tmp_dir=Path(settings.data_dir) / "tmp",
+            # Backups in the making hold a grain's plaintext: the private area's tmp.
+            tmp_dir=storage.tmp_dir or Path(settings.data_dir) / "tmp",
             read_log=supervisor.read_log, log_dir=supervisor.config.log_dir,
             check_access=sessions_access)
         services.extra["body_limits"]["/api/v1/grains/restore"] = (

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sandhaven.config import Settings, load_settings
-from sandhaven.encryption import open_storage
+from sandhaven.encryption import Storage, open_storage
 from sandhaven.errors import StoreError
 from sandhaven.store import Store
 
@@ -30,6 +30,14 @@ def open_store(settings: Settings) -> Iterator[Store]:
     ``--data-dir`` must not silently create a new, empty server), EncryptionError
     when the private area cannot be opened.
     """
+    with open_storage_and_store(settings) as (_, store):
+        yield store
+
+
+@contextmanager
+def open_storage_and_store(settings: Settings) -> Iterator[tuple[Storage, Store]]:
+    """:func:`open_store` with the :class:`Storage` it opened (grain volumes, for
+    commands that touch grains)."""
     data = Path(settings.data_dir)
     if settings.storage_encryption and not settings.get("database_url"):
         if not (data / "private.cipher").is_dir():
@@ -44,6 +52,6 @@ def open_store(settings: Settings) -> Iterator[Store]:
     with open_storage(settings, admin_command=True) as storage:
         store = Store.open(storage.database_url, wal=not storage.encrypted_store)
         try:
-            yield store
+            yield storage, store
         finally:
             store.close()

@@ -120,6 +120,14 @@ def grain_volumes(settings: Any, kek: Kek, binary: str) -> GrainVolumes:
                         binary, allow_other=os.geteuid() == 0)
 
 
+def needs_passphrase_file(data_dir: Path) -> bool:
+    """True when the KEK's key file is missing or sealed by a passphrase."""
+    from sandhaven.encryption.kek import needs_passphrase
+
+    path = kek_path(data_dir)
+    return not path.exists() or needs_passphrase(path)
+
+
 def private_mountpoint(data_dir: Path) -> Path:
     return Path(data_dir) / "private"
 
@@ -169,6 +177,8 @@ def open_storage(settings: Any, kek: Kek | None = None, *,
                 lock.close()  # a serving server holds its data dir lock instead
         else:
             lock.close()  # the running server's mount: nothing to unmount here
+            if kek is None and not needs_passphrase_file(data):
+                kek = load_kek(settings)  # grain volumes need it (a restore)
         tmp = point / "tmp"
         for sub in (tmp, point / "grain-logs"):
             sub.mkdir(mode=0o700, exist_ok=True)

@@ -88,6 +88,14 @@ class GrainVolumes:
                         allow_other=self.allow_other)
         return point
 
+    def mount_at(self, grain_id: str, point: Path) -> None:
+        """Mount the grain's plaintext at ``point`` instead (a restore unpacks a
+        backup straight into a new volume there); unmount with
+        :func:`gocryptfs.unmount`."""
+        password = wrapped.unwrap(self.key_path(grain_id), self.label(grain_id), self.kek)
+        gocryptfs.mount(self.binary, self.cipher_dir(grain_id), point, password,
+                        allow_other=self.allow_other)
+
     def unmount(self, grain_id: str) -> None:
         """Unmount the plaintext view (no-op when not mounted) and remove its mount point."""
         point = self.mountpoint(grain_id)

@@ -32,7 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sandhaven.encryption.volumes import GrainVolumes
-from sandhaven.errors import Conflict, InvalidInput, NotFound
+from sandhaven.errors import Conflict, EncryptionError, InvalidInput, NotFound
 from sandhaven.packages.manifest import Manifest
 from sandhaven.sandbox.spec import GrainSpec, Limits
 from sandhaven.store import Store, new_id, utcnow
@@ -105,9 +105,12 @@ class Grains:
 
     def __init__(self, store: Store, data_dir: Path, packages_dir: Path,
                  supervisor: Supervisor | None, limits: Limits, trash_days: int = 30,
-                 volumes: GrainVolumes | None = None) -> None:
+                 volumes: GrainVolumes | None = None, encrypted: bool = False) -> None:
         self.store = store
         self.volumes = volumes
+        # Encrypted storage without the KEK at hand (an admin command beside a sealed
+        # server): no grain is made or started on plain storage.
+        self.encrypted = encrypted or volumes is not None
         self.grains_dir = Path(data_dir) / "grains"
         self.packages_dir = Path(packages_dir)
         self.supervisor = supervisor
@@ -193,6 +196,7 @@ class Grains:
         Raises InvalidInput (title, unknown action), NotFound (app not installed).
         """
         title = clean_title(title)
+        self.check_volumes()
         with self.store.session() as s:
             package = s.scalars(select(Package).where(Package.app_id == app_id[:64])
                                 .order_by(Package.version.desc())).first()
@@ -315,7 +319,14 @@ class Grains:
         released = self._held[grain_id] = asyncio.Event()
         try:
             await self._stop(grain_id, "backup")
-            yield self.storage_dir(grain_id)
+            if self.volumes is None:
+                yield self.storage_dir(grain_id)
+            else:  # the plaintext, mounted for the copy only
+                point = await asyncio.to_thread(self.volumes.mount, grain_id)
+                try:
+                    yield point
+                finally:
+                    await asyncio.to_thread(self.volumes.unmount, grain_id)
         finally:
             del self._held[grain_id]
             released.set()
@@ -330,11 +341,19 @@ class Grains:
         self.get(user_id, grain_id)
         return self.supervisor.read_log(grain_id) if self.supervisor else ""
 
+    def check_volumes(self) -> None:
+        """Raises EncryptionError when storage is encrypted but grain volumes cannot
+        be made or opened here (the KEK is sealed)."""
+        if self.encrypted and self.volumes is None:
+            raise EncryptionError("Grain volumes need the server's key, which is sealed by "
+                                  "a passphrase: do this through the running server.")
+
     # -- the supervisor's input ------------------------------------------------
     async def start_spec(self, grain_id: str) -> GrainSpec:
         """:meth:`spec_for`, with the grain's volume mounted (the supervisor's
         ``spec_for``). Raises what spec_for raises, and EncryptionError when the
         volume cannot be mounted: the grain then does not start."""
+        self.check_volumes()
         spec = self.spec_for(grain_id)
         if self.volumes is not None:
             await asyncio.to_thread(self.volumes.mount, grain_id)
