@@ -12,6 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from sandhaven.config import load_settings
+from sandhaven.encryption import open_storage
 from sandhaven.server import build_app
 from sandhaven.services import Services
 from sandhaven.testing import LiveServer, Mailbox, csrf_from, smtp_server, start_server, stop_server
@@ -100,13 +101,17 @@ def grain_server() -> Iterator[GrainServer]:
     root = make_runtime_root()  # reachable by the grain user, unlike pytest's tmp_path
     settings = load_settings(environ={}, overrides={
         "data_dir": str(root / "data"), "sandbox.runtime_dir": str(root / "run")})
-    services = Services.build(settings)
-    app_id = services.packages.install(build_hello(root, SigningKey.generate())).app_id
     try:
-        with TestClient(build_app(services), base_url=BASE, follow_redirects=False) as client:
-            yield GrainServer(services, client, app_id)
+        with open_storage(settings) as storage:  # encrypted, as `serve` runs it
+            services = Services.build(settings, storage=storage)
+            app_id = services.packages.install(build_hello(root, SigningKey.generate())).app_id
+            try:
+                with TestClient(build_app(services), base_url=BASE,
+                                follow_redirects=False) as client:
+                    yield GrainServer(services, client, app_id)
+            finally:
+                services.store.close()
     finally:
-        services.store.close()
         remove_tree(root)
 
 

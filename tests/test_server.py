@@ -60,7 +60,8 @@ def test_first_admin_setup_then_the_setup_path_is_gone(server):
 
 def test_expired_setup_url_is_refused_and_admin_token_gives_a_fresh_one(server):
     path = server.setup_url().removeprefix(server.url)
-    db = sqlite3.connect(server.data_dir / "sandhaven.sqlite3")
+    # The store, in the private area the running server has mounted.
+    db = sqlite3.connect(server.data_dir / "private" / "sandhaven.sqlite3")
     db.execute("UPDATE setup_tokens SET expires_at = created_at")
     db.commit()
     db.close()
@@ -127,6 +128,7 @@ def test_bad_settings_stop_serve_with_one_line(tmp_path: Path, args, needle):
     assert proc.returncode == 2
     assert needle in proc.stderr and proc.stderr.count("\n") == 1
     assert not (tmp_path / "sandhaven.sqlite3").exists()
+    assert not (tmp_path / "private.cipher").exists()
 
 
 def test_bad_environment_and_config_file_stop_serve(tmp_path: Path):
@@ -237,7 +239,7 @@ def test_racing_visitors_on_one_setup_url_make_exactly_one_admin(server):
         c.close()
     assert statuses.count(303) == 1, statuses
     assert set(statuses) <= {303, 404, 410}
-    db = sqlite3.connect(server.data_dir / "sandhaven.sqlite3")
+    db = sqlite3.connect(server.data_dir / "private" / "sandhaven.sqlite3")
     assert db.execute("SELECT count(*) FROM users").fetchone()[0] == 1
     db.close()
 

@@ -6,6 +6,8 @@ and one in the API turn them into pages or JSON, and the CLI into an exit code.
     ├── ConfigError                bad setting or config file (exit 2)
     ├── StoreError                 the store cannot be opened or migrated (exit 3)
     ├── AlreadyRunning             another serve holds the data dir (exit 4)
+    ├── EncryptionError            encrypted storage cannot be used: no FUSE, no gocryptfs,
+    │                              a damaged or missing key file, a wrong passphrase (exit 5)
     ├── MailError                  the SMTP server refused or cannot be reached (502)
     ├── CatalogError               the app catalog cannot be read, is malformed, or serves
     │                              a package that does not match its index (502)
@@ -69,6 +71,11 @@ class StoreError(SandhavenError):
 class AlreadyRunning(SandhavenError):
     exit_code = 4
     code = "already_running"
+
+
+class EncryptionError(SandhavenError):
+    exit_code = 5
+    code = "encryption"
 
 
 class MailError(SandhavenError):

@@ -14,7 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import structlog
@@ -24,7 +24,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandhaven import logs
 from sandhaven.config import Settings
-from sandhaven.errors import AlreadyRunning, ConfigError, SandhavenError
+from sandhaven.encryption import Kek, Storage, open_storage
+from sandhaven.encryption.gocryptfs import check_host
+from sandhaven.encryption.kek import needs_passphrase
+from sandhaven.encryption.private import kek_path, load_kek, private_tmp
+from sandhaven.encryption.rotate import recover
+from sandhaven.encryption.sealed import SealedApp
+from sandhaven.errors import AlreadyRunning, ConfigError, EncryptionError, SandhavenError
 from sandhaven.gateway import (
     ApiPreflight,
     CoalescingHttpToolsProtocol,
@@ -183,23 +189,34 @@ def build_app(services: Services) -> Lifespan:
 class _Server(uvicorn.Server):
     """uvicorn's server, announcing the shell URL once the socket listens."""
 
-    def __init__(self, config: uvicorn.Config, services: Services) -> None:
+    def __init__(self, config: uvicorn.Config, settings: Settings,
+                 services: Services | None) -> None:
         super().__init__(config)
+        self.settings = settings
         self.services = services
 
     async def startup(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
         await super().startup(sockets)
         if not self.started:
             return
-        base = self.services.settings.base_url
-        # Only once the socket listens: a setup URL must point at a server that answers.
-        if self.services.identity.setup.needed():
-            token = self.services.identity.setup.new_token()
-            print(f"No users yet. Create the first admin account within {SETUP_MINUTES} "
-                  f"minutes at:\n  {base}/setup/{token}\n"
-                  "(`sandhaven admin-token` prints a fresh link.)", flush=True)
+        base = self.settings.base_url
+        if self.services is None:
+            print(f"Sandhaven is sealed: enter the passphrase at {base}/unseal or run "
+                  "`sandhaven unseal`.", flush=True)
+        else:
+            announce_setup(self.services)
         print(f"Sandhaven is serving the shell at {base}", flush=True)
-        log.info("listening", base_url=base)
+        log.info("listening", base_url=base, sealed=self.services is None)
+
+
+def announce_setup(services: Services) -> None:
+    """Print a first-admin setup URL when the server has no users yet. Only once
+    the socket listens: a setup URL must point at a server that answers."""
+    if services.identity.setup.needed():
+        token = services.identity.setup.new_token()
+        print(f"No users yet. Create the first admin account within {SETUP_MINUTES} "
+              f"minutes at:\n  {services.settings.base_url}/setup/{token}\n"
+              "(`sandhaven admin-token` prints a fresh link.)", flush=True)
 
 
 @contextmanager
@@ -231,15 +248,22 @@ def data_dir_lock(data_dir: Path) -> Iterator[None]:
 
 
 def serve(settings: Settings) -> int:
-    """Run the server until SIGINT or SIGTERM. Returns the exit code."""
+    """Run the server until SIGINT or SIGTERM. Returns the exit code.
+
+    With encryption on, the private area is mounted first (key file mode), or the
+    server starts sealed (passphrase mode) and mounts it once unsealed. Raises
+    EncryptionError naming what is wrong (FUSE, gocryptfs, keys)."""
     logs.configure(settings.log_level, settings.log_format)
     data_dir = Path(settings.data_dir)
-    with data_dir_lock(data_dir):
-        services = Services.build(settings)
-        app = build_app(services)
+    with data_dir_lock(data_dir), ExitStack() as stack:
+        if settings.storage_encryption and settings.storage_key_source == "passphrase":
+            app, services = _sealed_app(settings, stack), None
+        else:
+            storage = stack.enter_context(open_storage(settings))
+            stack.enter_context(private_tmp(storage))
+            services = _open_services(settings, storage, stack)
+            app = build_app(services)
         log.info("starting", settings=settings.redacted())
-        # Commands run beside the server (admin-token) print URLs with this base.
-        services.runtime.record_state("base_url", settings.base_url)
         config = uvicorn.Config(app, host=settings.listen_host, port=settings.port,
                                 log_config=None, access_log=False, lifespan="on",
                                 # TrustedForwarded alone decides on X-Forwarded-*; no
@@ -247,7 +271,7 @@ def serve(settings: Settings) -> int:
                                 proxy_headers=False, server_header=False, date_header=False,
                                 ws_max_size=64 << 20, http=CoalescingHttpToolsProtocol,
                                 timeout_graceful_shutdown=10)
-        server = _Server(config, services)
+        server = _Server(config, settings, services)
         tune_gc()  # everything loaded at start is out of the collector's sight
         # uvicorn re-raises the signal that stopped it once shutdown is done; with these
         # handlers in place that re-raise is a no-op and a requested stop exits 0.
@@ -258,8 +282,6 @@ def serve(settings: Settings) -> int:
         except SystemExit as exc:  # uvicorn exits 1 when it cannot bind
             raise ConfigError(f"Cannot listen on {settings.listen_host}:{settings.port} "
                               "(address in use or not available).") from exc
-        finally:
-            services.store.close()
         if app.startup_error is not None:
             raise app.startup_error
         if not server.started:
@@ -269,3 +291,32 @@ def serve(settings: Settings) -> int:
     return 0
 
 
+def _open_services(settings: Settings, storage: Storage, stack: ExitStack) -> Services:
+    services = Services.build(settings, storage=storage)
+    stack.callback(services.store.close)  # before the storage is unmounted
+    # Commands run beside the server (admin-token) print URLs with this base.
+    services.runtime.record_state("base_url", settings.base_url)
+    return services
+
+
+def _sealed_app(settings: Settings, stack: ExitStack) -> SealedApp:
+    """Passphrase mode: check what can be checked without the passphrase (FUSE,
+    gocryptfs, the key file), then serve only the unseal page."""
+    data_dir = Path(settings.data_dir)
+    check_host(settings.storage_gocryptfs, str(settings.storage_fuse_device))
+    recover(data_dir)
+    key_file = kek_path(data_dir)
+    if not key_file.exists():
+        load_kek(settings)  # raises: how to make one
+    if not needs_passphrase(key_file):
+        raise EncryptionError(f"Key file {key_file} is not sealed by a passphrase; set "
+                              "storage.key_source = file, or make a sealed key file.")
+
+    def open_server(kek: Kek) -> ASGIApp:
+        storage = stack.enter_context(open_storage(settings, kek))
+        stack.enter_context(private_tmp(storage))
+        services = _open_services(settings, storage, stack)
+        announce_setup(services)
+        return build_app(services)
+
+    return SealedApp(key_file, open_server)

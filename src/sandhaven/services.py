@@ -7,6 +7,7 @@ module-level instance, so one process can hold several servers (tests do).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from sandhaven.catalog.signing import default_public_key
 from sandhaven.catalog.sources import load as load_catalog_source
 from sandhaven.config import Settings
 from sandhaven.config.runtime import RuntimeSettings
+from sandhaven.encryption import Storage
 from sandhaven.grains import Grains
 from sandhaven.grains.access_log import AccessLog
 from sandhaven.grains.expiry import ExpiryAlarm
@@ -60,10 +62,16 @@ class Services:
     backups: GrainBackups | None = None
     upstream: Any = None  # the gateway's connection pool, set by the composition root
     _alarm: asyncio.Task[None] | None = None
+    storage: Storage | None = None
 
     @classmethod
-    def build(cls, settings: Settings, store: Store | None = None) -> Services:
-        store = store or Store.open(settings.database)
+    def build(cls, settings: Settings, store: Store | None = None,
+              storage: Storage | None = None) -> Services:
+        """The server's parts. ``storage`` comes from
+        :func:`sandhaven.encryption.open_storage` when serving; without it the store
+        is at the ``database_url`` setting (in-process tests, nothing served)."""
+        storage = storage or Storage.unmounted(settings)
+        store = store or Store.open(storage.database_url, wal=not storage.encrypted_store)
         runtime = RuntimeSettings(store, settings)
         mailer = Mailer(runtime.effective)
         services = cls(settings, store, runtime, mailer, Identity(store, runtime, mailer),
@@ -81,8 +89,12 @@ class Services:
             public_key=settings.get("catalog.key") or (
                 "" if source else default_public_key(Path(settings.data_dir) / "app-keys")))
         grains = Grains(store, settings.data_dir, packages.packages_dir, None,
-                        Limits.from_settings(settings), settings.grains_trash_days)
-        supervisor = Supervisor(grains.spec_for, SupervisorConfig.from_settings(settings))
+                        Limits.from_settings(settings), settings.grains_trash_days,
+                        volumes=storage.volumes, encrypted=storage.encrypted)
+        config = dataclasses.replace(SupervisorConfig.from_settings(settings),
+                                     log_dir=storage.log_dir)
+        supervisor = Supervisor(grains.start_spec, config, release=grains.release_storage)
+        services.storage = storage
         grains.supervisor = supervisor
         services.supervisor, services.grains = supervisor, grains
         services.grain_sessions = GrainSessions(
@@ -99,7 +111,8 @@ class Services:
         sessions_access = services.grain_sessions.access
         services.backups = GrainBackups(
             store, grains, quota_bytes=lambda: settings.get("grains.quota_mib") * 1024 * 1024,
-            tmp_dir=Path(settings.data_dir) / "tmp",
+            # Backups in the making hold a grain's plaintext: the private area's tmp.
+            tmp_dir=storage.tmp_dir or Path(settings.data_dir) / "tmp",
             read_log=supervisor.read_log, log_dir=supervisor.config.log_dir,
             check_access=sessions_access)
         services.extra["body_limits"]["/api/v1/grains/restore"] = (

@@ -25,9 +25,16 @@ pytestmark = pytest.mark.slow
 DATA_MIB = 128
 
 
+# This test writes into a grain's files and watches the server's temp directory
+# directly, so it runs on plaintext storage; tests/encryption covers encrypted
+# storage, and tests/backup/test_service.py backups of encrypted grains.
+PLAINTEXT = {"SANDHAVEN_STORAGE_ENCRYPTION": "false"}
+
+
 def cli(data: Path, *args: str) -> str:
     done = subprocess.run([sys.executable, "-m", "sandhaven", "--data-dir", str(data), *args],
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True, check=True,
+                          env={**os.environ, **PLAINTEXT})
     return done.stdout.strip().splitlines()[-1]
 
 
@@ -69,7 +76,7 @@ class Box:
 
     def start(self) -> LiveServer:
         self.live = start_server(self.data, "--sandbox-runtime-dir", str(self.root / "run"),
-                                 port=self.port)
+                                 port=self.port, env=PLAINTEXT)
         self.port = self.live.port
         return self.live
 

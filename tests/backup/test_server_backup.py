@@ -7,6 +7,7 @@ import io
 import subprocess
 import sys
 import tarfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,19 @@ from sandhaven.server import data_dir_lock
 from sandhaven.services import Services
 
 PASS = "a long server passphrase"
+
+
+@contextmanager
+def grain_files(services, grain_id):  # type: ignore[no-untyped-def]
+    """The grain's files: its encrypted volume mounted for the block."""
+    volumes = services.grains.volumes
+    if volumes is None:
+        yield services.grains.storage_dir(grain_id)
+        return
+    try:
+        yield volumes.mount(grain_id)
+    finally:
+        volumes.unmount(grain_id)
 
 
 @pytest.fixture(autouse=True)
@@ -43,9 +57,9 @@ def server_data():
         ann = services.identity.users.create("ann@example.org", "Ann")
         services.identity.users.create("bob@example.org", "Bob")
         grain = services.grains.create(ann.id, app_id, 0, "Travel plans")
-        var = services.grains.storage_dir(grain.id)
-        (var / "plan.txt").write_text("Lisbon in May")
-        (var / "app-link").symlink_to("/opt/app/static")  # a grain may hold these
+        with grain_files(services, grain.id) as var:
+            (var / "plan.txt").write_text("Lisbon in May")
+            (var / "app-link").symlink_to("/opt/app/static")  # a grain may hold these
         services.shares.invite(ann.id, grain.id, "bob@example.org", 0, message="")
     finally:
         services.store.close()
@@ -82,9 +96,9 @@ def test_a_server_moves_to_a_new_data_directory(server_data, capsys, tmp_path):
         bob = services.identity.users.find_by_email("bob@example.org")
         assert [g.title for g in services.grains.list(ann.id)] == ["Travel plans"]
         assert [g.id for g in services.shares.shared_with(bob.id)] == [gid]
-        var = services.grains.storage_dir(gid)
-        assert (var / "plan.txt").read_text() == "Lisbon in May"
-        assert (var / "app-link").readlink() == Path("/opt/app/static")
+        with grain_files(services, gid) as var:
+            assert (var / "plan.txt").read_text() == "Lisbon in May"
+            assert (var / "app-link").readlink() == Path("/opt/app/static")
         assert services.packages.apps()[0].title
     finally:
         services.store.close()

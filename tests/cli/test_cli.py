@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,10 +34,22 @@ def test_data_dir_that_is_a_file_is_one_line(tmp_path: Path):
 def test_bad_database_urls_are_one_line(tmp_path: Path):
     for url, needle in (("nonsense", "not a database URL"),
                         ("postgresql://u:pw@127.0.0.1/db", "driver")):
-        result = sandhaven("serve", "--data-dir", str(tmp_path), "--database-url", url)
+        # An external database is outside the encrypted private area: only with
+        # encryption off (see the next test for the refusal with it on).
+        result = sandhaven("serve", "--data-dir", str(tmp_path), "--database-url", url,
+                           env={**os.environ, "SANDHAVEN_STORAGE_ENCRYPTION": "false"})
         assert result.returncode == 3, result.stderr
         assert needle in result.stderr and "Traceback" not in result.stderr
         assert "pw@" not in result.stderr
+
+
+def test_an_external_database_with_encryption_on_is_refused_in_one_line(tmp_path: Path):
+    result = sandhaven("serve", "--data-dir", str(tmp_path), "--database-url",
+                       "postgresql://u:pw@127.0.0.1/db")
+    assert result.returncode == 5 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("sandhaven: Setting 'database_url' is set: an external "
+                                    "database is not in the encrypted private area")
+    assert result.stderr.count("\n") == 1 and "pw@" not in result.stderr
 
 
 def test_output_into_a_closed_pipe_is_quiet(tmp_path: Path):

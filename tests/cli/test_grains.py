@@ -9,6 +9,7 @@ import pytest
 
 from sandhaven.cli.main import main
 from sandhaven.config import load_settings
+from sandhaven.encryption import open_storage
 from sandhaven.packages.keys import SigningKey
 from sandhaven.packages.testing import build_hello
 from sandhaven.sandbox.testing import make_runtime_root, remove_tree
@@ -30,16 +31,23 @@ def data_with_grain():
     returns (data dir, grain ID)."""
     root = make_runtime_root()  # the restore worker's user must reach it
     data = root / "data"
-    services = Services.build(load_settings(environ={}, overrides={"data_dir": str(data)}))
+    settings = load_settings(environ={}, overrides={"data_dir": str(data)})
     try:
-        app_id = services.packages.install(build_hello(root, SigningKey.generate())).app_id
-        ann = services.identity.users.create("ann@example.org", "Ann")
-        services.identity.users.create("bob@example.org", "Bob")
-        grain = services.grains.create(ann.id, app_id, 0, "Ann's notes")
-        (services.grains.storage_dir(grain.id) / "note.txt").write_text("kept safe")
+        with open_storage(settings) as storage:  # as a first `serve` leaves it
+            services = Services.build(settings, storage=storage)
+            try:
+                app_id = services.packages.install(
+                    build_hello(root, SigningKey.generate())).app_id
+                ann = services.identity.users.create("ann@example.org", "Ann")
+                services.identity.users.create("bob@example.org", "Bob")
+                grain = services.grains.create(ann.id, app_id, 0, "Ann's notes")
+                volumes = services.grains.volumes  # the grain's encrypted files, mounted
+                (volumes.mount(grain.id) / "note.txt").write_text("kept safe")
+                volumes.unmount(grain.id)
+            finally:
+                services.store.close()
         yield data, grain.id
     finally:
-        services.store.close()
         remove_tree(root)
 
 
@@ -60,7 +68,11 @@ def test_backup_then_restore_for_another_user(data_with_grain, capsys, tmp_path)
                           "--data-dir", data)
     new_id = new_id.strip().splitlines()[-1]
     assert code == 0 and new_id != gid
-    assert (data / "grains" / new_id / "var" / "note.txt").read_text() == "kept safe"
+    assert not (data / "grains" / new_id / "var").exists()  # restored encrypted
+    with open_storage(load_settings(environ={}, overrides={"data_dir": str(data)})) as storage:
+        assert storage.volumes is not None
+        assert (storage.volumes.mount(new_id) / "note.txt").read_text() == "kept safe"
+        storage.volumes.unmount(new_id)
 
 
 def test_backup_refuses_while_the_server_holds_the_data_dir(data_with_grain, tmp_path):
@@ -129,7 +141,11 @@ def test_an_encrypted_backup_needs_its_passphrase(data_with_grain, capsys, tmp_p
                             "--passphrase-file", "-", "--data-dir", data)
     assert code == 0, err
     new_id = new_id.strip().splitlines()[-1]
-    assert (data / "grains" / new_id / "var" / "note.txt").read_text() == "kept safe"
+    assert not (data / "grains" / new_id / "var").exists()  # restored encrypted
+    with open_storage(load_settings(environ={}, overrides={"data_dir": str(data)})) as storage:
+        assert storage.volumes is not None
+        assert (storage.volumes.mount(new_id) / "note.txt").read_text() == "kept safe"
+        storage.volumes.unmount(new_id)
     code, _, err = run(capsys, "grain", "backup", gid, "-o", tmp_path / "x", "--passphrase-file",
                        tmp_path / "missing", "--data-dir", data)
     assert code == 2 and "Cannot read the passphrase" in err

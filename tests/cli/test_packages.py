@@ -10,7 +10,7 @@ import pytest
 from sandhaven.cli.main import main
 from sandhaven.packages.keys import SigningKey, write_key_file
 from sandhaven.packages.testing import HELLO_SOURCE, build_hello
-from sandhaven.store import Store
+from sandhaven.testing import make_data_dir
 
 
 @pytest.fixture(autouse=True)
@@ -94,7 +94,8 @@ def test_install_upgrade_downgrade_uninstall(tmp_path, capsys):
     data = tmp_path / "data"
     code, _, err = run(capsys, "--data-dir", data, "install", v2)
     assert code == 3 and "No Sandhaven store" in err  # a mistyped --data-dir
-    Store.open(f"sqlite:///{data / 'sandhaven.sqlite3'}").close()
+    make_data_dir(data)
+    capsys.readouterr()  # what it logged
     code, out, _ = run(capsys, "--data-dir", data, "install", v2)
     assert code == 0 and " installed: Hello version 2" in out
     package_id = out.split()[0]

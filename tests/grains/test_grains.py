@@ -65,10 +65,10 @@ def test_rename_trash_restore_and_purge(grain_server):
     assert grain_server.client.post(f"/api/v1/grains/{gid}/restore").status_code == 200
     assert grain_server.client.delete(f"/api/v1/grains/{gid}?forever=true").status_code == 409
     grain_server.client.delete(f"/api/v1/grains/{gid}")
-    storage = grain_server.services.grains.storage_dir(gid)
+    storage = grain_server.services.grains.grains_dir / gid  # its volume on disk
     assert storage.exists()
     assert grain_server.client.delete(f"/api/v1/grains/{gid}?forever=true").status_code == 204
-    assert not storage.parent.exists()
+    assert not storage.exists()
     assert grain_server.client.get(f"/api/v1/grains/{gid}").status_code == 404
 
 
@@ -85,7 +85,7 @@ def test_trash_is_purged_after_its_retention(grain_server):
     assert purged == 1
     trash = grain_server.client.get("/api/v1/grains?trash=true").json()
     assert [g["id"] for g in trash] == [recent]
-    assert not grain_server.services.grains.storage_dir(old).exists()
+    assert not (grain_server.services.grains.grains_dir / old).exists()
 
 
 def test_grains_of_others_do_not_exist(grain_server):

@@ -18,6 +18,7 @@ from sandhaven.packages.install import (
 from sandhaven.packages.testing import HELLO_SOURCE, build_hello, hello_source, set_app_fields
 from sandhaven.store import Store, utcnow
 from sandhaven.store.models import App, Grain, Package, User
+from sandhaven.testing import make_data_dir
 
 
 def _tree(root):
@@ -130,7 +131,7 @@ def test_concurrent_installs_of_same_and_different_packages(tmp_path, store, pac
 def test_concurrent_installs_from_two_processes(tmp_path, hello_spk):
     data_dir = tmp_path / "data"
     # A server's store exists before anyone installs; create it first.
-    Store.open(f"sqlite:///{data_dir / 'sandhaven.sqlite3'}").close()
+    make_data_dir(data_dir)
     cmd = [sys.executable, "-m", "sandhaven", "--data-dir", str(data_dir), "install",
            str(hello_spk)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SANDHAVEN_")}
@@ -212,6 +213,7 @@ def test_install_and_uninstall_as_an_unprivileged_user(tmp_path, hello_spk):
         shutil.copy(hello_spk, spk)
         os.chmod(spk, 0o644)
         data = Path(shared) / "data"
+        # Plaintext storage: FUSE mounts as 'nobody' are not what this test is about.
         Store.open(f"sqlite:///{data / 'sandhaven.sqlite3'}").close()
         for path in (data, *data.iterdir()):
             os.chown(path, 65534, 65534)
@@ -219,7 +221,7 @@ def test_install_and_uninstall_as_an_unprivileged_user(tmp_path, hello_spk):
 
 
 def _as_nobody(data, spk):  # type: ignore[no-untyped-def]
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(data)}
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(data), "SANDHAVEN_STORAGE_ENCRYPTION": "false"}
 
     def run(*args):  # type: ignore[no-untyped-def]
         return subprocess.run([sys.executable, "-m", "sandhaven", "--data-dir", str(data),

@@ -6,6 +6,8 @@ The table below is the specification; docs/reference/sandbox.md explains each ro
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import os
 import socket
@@ -16,6 +18,8 @@ from urllib.parse import quote
 
 import pytest
 
+from sandhaven.encryption.kek import Kek
+from sandhaven.encryption.volumes import GrainVolumes
 from sandhaven.sandbox.spec import Limits, MiB
 from sandhaven.sandbox.testing import (
     GrainHarness,
@@ -122,6 +126,20 @@ def suite() -> Iterator[Suite]:
         ),
         "neighbour": lambda: python_app_spec(root, "neighbour", APPS / "hello"),
     }
+    # Each grain's /var is its own encrypted volume, mounted while it runs, as served.
+    config = test_config(root)
+    volumes = GrainVolumes(Kek.generate(), root / "grains", config.runtime_dir / "volumes",
+                           "gocryptfs", allow_other=True)
+    for gid in specs:
+        volumes.create(gid)
+
+    async def spec_for(gid: str) -> Any:
+        point = await asyncio.to_thread(volumes.mount, gid)
+        return dataclasses.replace(specs[gid](), storage_dir=point)
+
+    async def release(gid: str) -> None:
+        await asyncio.to_thread(volumes.unmount, gid)
+
     host_tcp = socket.socket()
     host_tcp.bind(("127.0.0.1", 0))
     host_tcp.listen()
@@ -129,13 +147,13 @@ def suite() -> Iterator[Suite]:
     abstract_name = f"sandhaven-test-{os.getpid()}"
     abstract.bind("\0" + abstract_name)
     abstract.listen()
-    harness = GrainHarness(lambda gid: specs[gid](), test_config(root))
+    harness = GrainHarness(spec_for, config, release)
     try:
         assert harness.get("neighbour")[0] == 200
         neighbour_socket = harness.call(harness.supervisor.ensure_running("neighbour"))
         ctx = {
             "data_dir": str(root),
-            "neighbour_storage": str(root / "storage" / "neighbour"),
+            "neighbour_storage": str(volumes.mountpoint("neighbour")),
             "neighbour_socket": str(neighbour_socket),
             "host_port": host_tcp.getsockname()[1],
             "host_pid": os.getpid(),
@@ -181,6 +199,7 @@ def test_nothing_of_the_grains_is_left_on_the_host_after_stop(suite: Suite) -> N
     assert sup.last_exit("hostile").reason == "stopped"  # cleanly, despite all of the above
     assert sup.statistics()["crashes"] == 0
     assert not (run_dir / "grains" / "hostile").exists()
+    assert not (run_dir / "volumes" / "hostile").exists()  # its plaintext is unmounted
     cg = sup._cgroups.grain("hostile")  # noqa: SLF001 - checking the host side directly
     assert not any(d.exists() for d in cg.dirs)
     assert suite.harness.get("neighbour") == (200, b"hello")

@@ -41,7 +41,8 @@ def worker(argv: list[str]) -> int:
                 answer: dict[str, Any] = {"ok": True, "summary": summary(meta)}
             else:
                 out = Path(argv[2])
-                out.mkdir(mode=0o700)
+                # Exists already when it is a fresh encrypted volume mounted there.
+                out.mkdir(mode=0o700, exist_ok=True)
                 written = reader.unpack(zf, meta, out)
                 log = reader.read_log(zf, meta)
                 answer = {"ok": True, "bytes": written,

@@ -26,7 +26,7 @@ from sandhaven.errors import BadBackup, ConfigError, InvalidInput, SandhavenErro
 
 #: Names in the data directory a server backup leaves out: the lock of a running
 #: server, temporary files, and SQLite's shared-memory index (rebuilt on open).
-SKIP = {"serve.lock", "tmp", "sandhaven.sqlite3-shm"}
+SKIP = {"serve.lock", "tmp", "sandhaven.sqlite3-shm", "private", "private.lock"}
 FORMAT_MARKER = "sandhaven-server-backup-1"
 
 
@@ -35,7 +35,7 @@ def create(data_dir: Path, out: Path, passphrase: str) -> int:
     returns its size in bytes. The caller holds the data directory's lock (no server
     runs). Raises InvalidInput (out exists, passphrase), ConfigError (no store)."""
     encryption.check_passphrase(passphrase)
-    if not (data_dir / "sandhaven.sqlite3").is_file():
+    if not _has_store(data_dir):
         raise ConfigError(f"{data_dir} holds no Sandhaven store; check --data-dir.")
     try:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -126,5 +126,11 @@ def _unpack(plain, staging: Path) -> None:  # type: ignore[no-untyped-def]
                 tar.extract(member, staging, numeric_owner=True)
     except (tarfile.TarError, EOFError) as exc:
         raise BadBackup(f"The server backup is damaged or unsafe: {str(exc)[:200]}") from None
-    if not (staging / "data" / "sandhaven.sqlite3").is_file():
+    if not _has_store(staging / "data"):
         raise BadBackup("The server backup holds no store.")
+
+
+def _has_store(data_dir: Path) -> bool:
+    """A plain store, or the encrypted private area holding it (copied as
+    ciphertext; the keys directory goes along, see docs/administering/backups.md)."""
+    return (data_dir / "sandhaven.sqlite3").is_file() or (data_dir / "private.cipher").is_dir()

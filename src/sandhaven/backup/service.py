@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sandhaven.backup import encryption
 from sandhaven.backup import format as fmt
 from sandhaven.backup.writer import write_backup
+from sandhaven.encryption import gocryptfs
 from sandhaven.errors import (
     AppNeeded,
     BadBackup,
@@ -147,6 +148,7 @@ class GrainBackups:
         return await self._restore(user_id, backup)
 
     async def _restore(self, user_id: str, backup: BinaryIO) -> GrainView:
+        self.grains.check_volumes()
         summary = await asyncio.to_thread(self._worker, backup, "inspect", None)
         summary = summary["summary"]
         package = self._package_for(summary)
@@ -154,11 +156,27 @@ class GrainBackups:
         staging = self._staging()
         grain_id = new_id()
         target = self.grains.grains_dir / grain_id
+        volumes = self.grains.volumes
         try:
-            answer = await asyncio.to_thread(self._worker, backup, "unpack", staging)
-            os.rename(staging, target)
+            if volumes is None:
+                answer = await asyncio.to_thread(self._worker, backup, "unpack", staging)
+                os.rename(staging, target)
+            else:
+                # Encryption at rest: unpack straight into the new grain's volume,
+                # mounted where the worker writes; no plaintext reaches the disk.
+                await asyncio.to_thread(volumes.create, grain_id)
+                await asyncio.to_thread(volumes.mount_at, grain_id, staging / "var")
+                try:
+                    answer = await asyncio.to_thread(self._worker, backup, "unpack", staging)
+                finally:
+                    await asyncio.to_thread(gocryptfs.unmount, staging / "var")
+                shutil.rmtree(staging)
             self._insert(user_id, grain_id, package, summary)
         except BaseException:
+            with contextlib.suppress(OSError):
+                gocryptfs.unmount(staging / "var")
+            if volumes is not None and (target / "key").exists():
+                volumes.shred(grain_id)
             shutil.rmtree(staging, ignore_errors=True)
             shutil.rmtree(target, ignore_errors=True)
             raise

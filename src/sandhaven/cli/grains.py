@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -48,12 +49,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     restore.set_defaults(handler=restore_cmd)
 
 
+@contextlib.contextmanager
 def _services(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from sandhaven.cli.context import open_store, settings_from_args
+    from sandhaven.cli.context import open_storage_and_store, settings_from_args
     from sandhaven.services import Services
 
     settings = settings_from_args(args)
-    return settings, Services.build(settings, open_store(settings))
+    with open_storage_and_store(settings) as (storage, store):
+        yield settings, Services.build(settings, store, storage=storage)
 
 
 def read_passphrase(path: Path | None) -> str | None:
@@ -70,10 +73,14 @@ def read_passphrase(path: Path | None) -> str | None:
 
 
 def backup_cmd(args: argparse.Namespace) -> int:
+    passphrase = read_passphrase(args.passphrase_file)
+    with _services(args) as (settings, services):
+        return _backup(args, passphrase, settings, services)
+
+
+def _backup(args: argparse.Namespace, passphrase: str | None, settings, services) -> int:  # type: ignore[no-untyped-def]
     from sandhaven.server import data_dir_lock
 
-    passphrase = read_passphrase(args.passphrase_file)
-    settings, services = _services(args)
     out: Path = args.output
     try:
         with data_dir_lock(Path(settings.data_dir)):
@@ -99,7 +106,11 @@ def backup_cmd(args: argparse.Namespace) -> int:
 
 def restore_cmd(args: argparse.Namespace) -> int:
     passphrase = read_passphrase(args.passphrase_file)
-    _, services = _services(args)
+    with _services(args) as (_, services):
+        return _restore(args, passphrase, services)
+
+
+def _restore(args: argparse.Namespace, passphrase: str | None, services) -> int:  # type: ignore[no-untyped-def]
     try:
         owner = services.identity.users.find_by_email(args.owner)
         if owner is None:

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "sandhaven.cli.config_cmd",
     "sandhaven.cli.packages",
     "sandhaven.cli.catalog",
+    "sandhaven.cli.keys",
     "sandhaven.cli.grains",
     "sandhaven.cli.backup",
 )

@@ -129,13 +129,10 @@ def install_cmd(args: argparse.Namespace) -> int:
     from sandhaven.packages.limits import Limits
 
     settings = settings_from_args(args)
-    store = open_store(settings)
-    try:
+    with open_store(settings) as store:
         result = install_package(
             store, packages_dir_of(settings.data_dir), args.spk, Limits.from_settings(settings),
             sandboxed=settings.get("packages.unpack_sandbox") == "bubblewrap")
-    finally:
-        store.close()
     state = "installed" if result.created else "already installed"
     print(f"{result.package_id} {state}: {result.title} version {result.version} "
           f"(app {result.app_id})")
@@ -147,11 +144,8 @@ def uninstall_cmd(args: argparse.Namespace) -> int:
     from sandhaven.packages.install import packages_dir_of, uninstall_package
 
     settings = settings_from_args(args)
-    store = open_store(settings)
-    try:
+    with open_store(settings) as store:
         uninstall_package(store, packages_dir_of(settings.data_dir), args.package_id)
-    finally:
-        store.close()
     print(f"{args.package_id} uninstalled")
     return 0
 

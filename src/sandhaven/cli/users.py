@@ -40,11 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def user_add(args: argparse.Namespace) -> int:
     from sandhaven.identity.users import Users
 
-    store = open_store(settings_from_args(args))
-    try:
+    with open_store(settings_from_args(args)) as store:
         user = Users(store).create(args.email, args.name, is_admin=args.admin)
-    finally:
-        store.close()
     print(user.id)
     return 0
 
@@ -53,12 +50,9 @@ def token_create(args: argparse.Namespace) -> int:
     from sandhaven.identity.api_tokens import ApiTokens
     from sandhaven.identity.users import Users
 
-    store = open_store(settings_from_args(args))
-    try:
+    with open_store(settings_from_args(args)) as store:
         user = Users(store).get_by_email(args.email)
         _, token = ApiTokens(store).create(user.id, args.label)
-    finally:
-        store.close()
     print(token)
     return 0
 
@@ -67,15 +61,12 @@ def admin_token(args: argparse.Namespace) -> int:
     from sandhaven.config.runtime import RuntimeSettings
 
     settings = settings_from_args(args)
-    store = open_store(settings)
-    try:
+    with open_store(settings) as store:
         token = Setup(store).new_token()
         base = settings.base_url
         if not settings.is_set("base_url") and not settings.is_set("port"):
             # Use the URL the server was last started with, e.g. `serve --port 7000`.
             base = RuntimeSettings(store, settings).recorded_state("base_url") or base
-    finally:
-        store.close()
     print(f"Create the first admin account within {SETUP_MINUTES} minutes at:\n"
           f"  {base}/setup/{token}")
     return 0

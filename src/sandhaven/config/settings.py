@@ -310,6 +310,18 @@ SETTINGS: tuple[Setting, ...] = (
             "Where packages are unpacked: bubblewrap (a sandbox with no network and one "
             "writable directory, a second wall behind the archive checks) or none (in the "
             "server process; only where bubblewrap cannot run)."),
+    Setting("storage.encryption", True, _parse_bool,
+            "Encrypt at rest (gocryptfs): each grain's storage, the store, grain logs, "
+            "uploads and temporary files. false is for development only: loud in the log "
+            "and on every admin page.", kind="boolean"),
+    Setting("storage.key_source", "file", _parse_choice("file", "passphrase"),
+            "Where the key-encryption key comes from: file (DATA_DIR/keys/kek, made at "
+            "first start; back it up elsewhere) or passphrase (the server starts sealed "
+            "until an admin enters it; see `sandhaven keys init`)."),
+    Setting("storage.gocryptfs", "gocryptfs", _parse_str,
+            "The gocryptfs program (a name looked up in PATH, or a path)."),
+    Setting("storage.fuse_device", "/dev/fuse", _parse_path,
+            "The FUSE device gocryptfs needs; checked at start.", kind="path"),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

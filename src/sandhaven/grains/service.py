@@ -1,10 +1,13 @@
 """The grain service: create, list, rename, trash, restore, purge, stop, and the
 spec the supervisor runs.
 
-Storage: ``DATA_DIR/grains/<grain ID>/var`` is the grain's ``/var``. A new
+Storage: each grain's ``/var`` is its own gocryptfs volume
+(:mod:`sandhaven.encryption.volumes`), mounted only while it runs; with
+encryption off (development) it is ``DATA_DIR/grains/<grain ID>/var``. A new
 grain's first start runs the action it was created with; every later start runs
 the manifest's continue command. Trashed grains are stopped, kept
-``grains.trash_days`` days (30 by default) and then purged with their storage.
+``grains.trash_days`` days (30 by default) and then purged with their storage:
+the volume's key is destroyed first (crypto-shredding), then the ciphertext.
 
 Access: these changes are the owner's alone; to anyone else the grain does not
 exist (NotFound), so IDs cannot be probed. Share holders reach a grain through
@@ -28,7 +31,8 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sandhaven.errors import Conflict, InvalidInput, NotFound
+from sandhaven.encryption.volumes import GrainVolumes
+from sandhaven.errors import Conflict, EncryptionError, InvalidInput, NotFound
 from sandhaven.packages.manifest import Manifest
 from sandhaven.sandbox.spec import GrainSpec, Limits
 from sandhaven.store import Store, new_id, utcnow
@@ -96,11 +100,17 @@ def disk_usage(path: Path) -> int:
 
 
 class Grains:
-    """Grains of one server. ``supervisor`` may be None where nothing runs (the CLI)."""
+    """Grains of one server. ``supervisor`` may be None where nothing runs (the CLI);
+    ``volumes`` None means plain storage directories (encryption off)."""
 
     def __init__(self, store: Store, data_dir: Path, packages_dir: Path,
-                 supervisor: Supervisor | None, limits: Limits, trash_days: int = 30) -> None:
+                 supervisor: Supervisor | None, limits: Limits, trash_days: int = 30,
+                 volumes: GrainVolumes | None = None, encrypted: bool = False) -> None:
         self.store = store
+        self.volumes = volumes
+        # Encrypted storage without the KEK at hand (an admin command beside a sealed
+        # server): no grain is made or started on plain storage.
+        self.encrypted = encrypted or volumes is not None
         self.grains_dir = Path(data_dir) / "grains"
         self.packages_dir = Path(packages_dir)
         self.supervisor = supervisor
@@ -115,6 +125,9 @@ class Grains:
 
     # -- paths -----------------------------------------------------------------
     def storage_dir(self, grain_id: str) -> Path:
+        """The grain's /var on the host: its plaintext mount point when encrypted."""
+        if self.volumes is not None:
+            return self.volumes.mountpoint(grain_id)
         return self.grains_dir / grain_id / "var"
 
     # -- queries ---------------------------------------------------------------
@@ -134,7 +147,7 @@ class Grains:
         cached = self._sizes.get(grain_id)
         if cached and time.monotonic() - cached[0] < 60:
             return cached[1]
-        size = disk_usage(self.storage_dir(grain_id))
+        size = disk_usage(self.grains_dir / grain_id)  # ciphertext when encrypted
         self._sizes[grain_id] = (time.monotonic(), size)
         return size
 
@@ -183,6 +196,7 @@ class Grains:
         Raises InvalidInput (title, unknown action), NotFound (app not installed).
         """
         title = clean_title(title)
+        self.check_volumes()
         with self.store.session() as s:
             package = s.scalars(select(Package).where(Package.app_id == app_id[:64])
                                 .order_by(Package.version.desc())).first()
@@ -193,13 +207,15 @@ class Grains:
             grain = Grain(id=new_id(), owner_id=owner_id, app_id=package.app_id,
                           package_id=package.id, title=title, action_index=index,
                           created_at=utcnow(), size_bytes=0, initialized=False)
-            storage = self.storage_dir(grain.id)
-            storage.mkdir(parents=True, mode=0o700)
+            if self.volumes is not None:
+                self.volumes.create(grain.id)
+            else:
+                self.storage_dir(grain.id).mkdir(parents=True, mode=0o700)
             try:
                 s.add(grain)
                 s.flush()
             except Exception:
-                shutil.rmtree(storage.parent, ignore_errors=True)
+                shutil.rmtree(self.grains_dir / grain.id, ignore_errors=True)
                 raise
             view = self._view(s, grain)
         log.info("grain_created", grain_id=view.id, app_id=view.app_id)
@@ -242,6 +258,8 @@ class Grains:
 
     async def _purge(self, grain_id: str) -> None:
         await self._stop(grain_id, "purged")
+        if self.volumes is not None:
+            await asyncio.to_thread(self.volumes.shred, grain_id)
         with self.store.session() as s:
             grain = s.get(Grain, grain_id)
             if grain is not None:
@@ -301,7 +319,14 @@ class Grains:
         released = self._held[grain_id] = asyncio.Event()
         try:
             await self._stop(grain_id, "backup")
-            yield self.storage_dir(grain_id)
+            if self.volumes is None:
+                yield self.storage_dir(grain_id)
+            else:  # the plaintext, mounted for the copy only
+                point = await asyncio.to_thread(self.volumes.mount, grain_id)
+                try:
+                    yield point
+                finally:
+                    await asyncio.to_thread(self.volumes.unmount, grain_id)
         finally:
             del self._held[grain_id]
             released.set()
@@ -316,7 +341,30 @@ class Grains:
         self.get(user_id, grain_id)
         return self.supervisor.read_log(grain_id) if self.supervisor else ""
 
+    def check_volumes(self) -> None:
+        """Raises EncryptionError when storage is encrypted but grain volumes cannot
+        be made or opened here (the KEK is sealed)."""
+        if self.encrypted and self.volumes is None:
+            raise EncryptionError("Grain volumes need the server's key, which is sealed by "
+                                  "a passphrase: do this through the running server.")
+
     # -- the supervisor's input ------------------------------------------------
+    async def start_spec(self, grain_id: str) -> GrainSpec:
+        """:meth:`spec_for`, with the grain's volume mounted (the supervisor's
+        ``spec_for``). Raises what spec_for raises, and EncryptionError when the
+        volume cannot be mounted: the grain then does not start."""
+        self.check_volumes()
+        spec = self.spec_for(grain_id)
+        if self.volumes is not None:
+            await asyncio.to_thread(self.volumes.mount, grain_id)
+        return spec
+
+    async def release_storage(self, grain_id: str) -> None:
+        """Unmount the grain's volume once its sandbox is gone (the supervisor's
+        ``release``); the plaintext view exists only while the grain runs."""
+        if self.volumes is not None:
+            await asyncio.to_thread(self.volumes.unmount, grain_id)
+
     def spec_for(self, grain_id: str) -> GrainSpec:
         """What the supervisor runs for ``grain_id``, called at each start. Raises
         NotFound for an unknown or trashed grain, so nothing starts a grain in the
@@ -346,7 +394,8 @@ class Grains:
         command = (manifest.continue_command if initialized
                    else manifest.actions[min(index, len(manifest.actions) - 1)].command)
         storage = self.storage_dir(grain_id)
-        storage.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.volumes is None:
+            storage.mkdir(parents=True, exist_ok=True, mode=0o700)
         return GrainSpec(package_dir=self.packages_dir / package.id, storage_dir=storage,
                          command=tuple(command.argv), app_port=manifest.app.port,
                          env=dict(command.env), limits=self.limits)

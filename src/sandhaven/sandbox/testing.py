@@ -80,7 +80,7 @@ class GrainHarness:
     stops every grain and the loop. Module-scoped fixtures can share one.
     """
 
-    def __init__(self, spec_for: Any, config: Any) -> None:
+    def __init__(self, spec_for: Any, config: Any, release: Any = None) -> None:
         import threading
 
         from sandhaven.supervisor import Supervisor
@@ -88,7 +88,7 @@ class GrainHarness:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
-        self.supervisor = Supervisor(spec_for, config)
+        self.supervisor = Supervisor(spec_for, config, release=release)
         try:
             self.call(self.supervisor.start())
         except BaseException:

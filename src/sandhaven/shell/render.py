@@ -88,6 +88,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any
         "user": getattr(request.state, "user", None),
         "csrf_token": csrf_token(request),
         "dev_mode": svc.identity.dev_mode,
+        "plaintext_storage": not svc.settings.storage_encryption,
         "dev_users": DEV_USERS,
         "notice": NOTICES.get(request.query_params.get("done", "")),
         **context,

@@ -1,6 +1,7 @@
 """Opening the store: engine, SQLite pragmas, Alembic migrations at start.
 
-SQLite runs in WAL mode with a busy timeout, so the CLI (``user add``,
+SQLite runs in WAL mode (a rollback journal on encrypted storage, see
+:meth:`Store.open`) with a busy timeout, so the CLI (``user add``,
 ``token create``) can write while ``serve`` runs. Any SQLAlchemy URL works
 (PostgreSQL for scale-out); the pragmas apply to SQLite only.
 """
@@ -36,16 +37,19 @@ def new_id(length: int = 22) -> str:
     return "".join(secrets.choice(_BASE62) for _ in range(length))
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_conn, _record, journal: str = "WAL") -> None:  # type: ignore[no-untyped-def]
     # pysqlite starts transactions lazily, only before a write, so a read-check-write
     # sequence is not atomic. Turn that off and begin explicitly (SQLAlchemy's
     # documented recipe for pysqlite), see _sqlite_begin.
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA journal_mode={journal}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA synchronous=NORMAL")
+    # Sorts and statement journals stay in memory: temporary files would be one
+    # more place user data lands on disk (docs/administering/encryption.md).
+    cur.execute("PRAGMA temp_store=MEMORY")
     cur.close()
 
 
@@ -77,7 +81,12 @@ class Store:
         self._readers = sessionmaker(reader, expire_on_commit=False)
 
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True) -> Store:
+    def open(cls, url: str, *, migrate: bool = True, wal: bool = True) -> Store:
+        """``wal=False``: a rollback journal (DELETE) instead of WAL. On a gocryptfs
+        volume a WAL reader can race a writer's growth of the ``-wal`` file and get
+        SQLITE_IOERR_SHORT_READ (the file's size is read while a block is being
+        written); with a rollback journal no connection reads a file another one
+        is writing."""
         shown = url
         try:
             parsed = make_url(url)
@@ -97,7 +106,9 @@ class Store:
             raise StoreError(f"The store's directory cannot be created: {exc.strerror}: "
                              f"{exc.filename}.") from None
         if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _sqlite_pragmas)
+            journal = "WAL" if wal else "DELETE"
+            event.listen(engine, "connect",
+                         lambda conn, record: _sqlite_pragmas(conn, record, journal))
             event.listen(engine, "begin", _sqlite_begin)
         store = cls(engine)
         try:

@@ -1,7 +1,8 @@
 """A grain's log: its standard output and error, capped in size.
 
-TODO(security): a grain's output can hold user data; encrypt it at rest like
-grain volumes once the key hierarchy exists.
+A grain's output can hold user data: the server keeps these logs in its
+encrypted private area (``DATA_DIR/private/grain-logs``, see
+:mod:`sandhaven.encryption.private`).
 
 Two files, ``log`` and ``log.1``, each at most half the cap: when ``log`` is
 full it becomes ``log.1`` (the older half is dropped). Reading gives the older

@@ -44,6 +44,9 @@ from sandhaven.supervisor.mounts import unmount_under
 from sandhaven.supervisor.process import ExitInfo, GrainProcess
 
 SpecSource = Callable[[str], GrainSpec | Awaitable[GrainSpec]]
+# Called with the grain ID once its sandbox is gone (stop, crash, failed start):
+# the grain's volume is unmounted there.
+ReleaseHook = Callable[[str], Awaitable[None]]
 
 
 class GrainState(enum.StrEnum):
@@ -124,8 +127,10 @@ class Supervisor:
     loop on a thread that lives as long as the server.
     """
 
-    def __init__(self, spec_for: SpecSource, config: SupervisorConfig) -> None:
+    def __init__(self, spec_for: SpecSource, config: SupervisorConfig,
+                 release: ReleaseHook | None = None) -> None:
         self.spec_for = spec_for
+        self.release = release
         self.config = config
         self.paths = HostPaths(config.runtime_dir)
         self._grains: dict[str, _Grain] = {}
@@ -248,6 +253,7 @@ class Supervisor:
             info = await process.stop(self.config.stop_timeout)
             g.process = None
             g.last_exit = info
+            await self._release(g.id)
             if g.state is GrainState.RUNNING:
                 g.state = GrainState.STOPPED
                 g.crashes_in_row = 0
@@ -345,6 +351,7 @@ class Supervisor:
         except BaseException:
             g.state = previous
             g.start_task = None
+            await self._release(g.id)
             raise
         process: GrainProcess | None = None
         try:
@@ -357,6 +364,7 @@ class Supervisor:
                 if not process.exited.done():
                     await process.stop(1.0)
                 g.last_exit = process.exited.result()
+            await self._release(g.id)
             self._counts["start_failures"] += 1
             self._crashed(g)
             g.start_task = None
@@ -382,6 +390,16 @@ class Supervisor:
         g.last_exit = info
         self._counts["crashes"] += 1
         self._crashed(g)
+        async with g.stop_lock:  # a start waits for this, as for a stop
+            await self._release(g.id)
+
+    async def _release(self, grain_id: str) -> None:
+        if self.release is None:
+            return
+        try:
+            await self.release(grain_id)
+        except Exception as exc:  # logged in the grain's log; the next start retries
+            self._grain(grain_id).log.note(f"storage not released: {exc}")
 
     def _crashed(self, g: _Grain) -> None:
         g.state = GrainState.CRASHED
@@ -414,6 +432,14 @@ class Supervisor:
         unmount_under(runtime)
         for sub in ("grains", "stage", "etc"):
             shutil.rmtree(runtime / sub, ignore_errors=True)
+        # Grain volumes' mount points: rmdir only, never a recursive delete, which
+        # would reach into a plaintext view that failed to unmount.
+        volumes = runtime / "volumes"
+        with contextlib.suppress(OSError):
+            for point in volumes.iterdir():
+                with contextlib.suppress(OSError):
+                    point.rmdir()
+            volumes.rmdir()
         if recreate:
             runtime.mkdir(mode=0o755, parents=True, exist_ok=True)
             os.chmod(runtime, 0o755)

@@ -15,10 +15,11 @@ from sandhaven.testing.server import (
     login_code,
     login_link,
     mail_text,
+    make_data_dir,
     smtp_server,
     start_server,
     stop_server,
 )
 
 __all__ = ["LiveServer", "Mailbox", "csrf_from", "free_port", "login_code", "login_link",
-           "mail_text", "smtp_server", "start_server", "stop_server"]
+           "mail_text", "make_data_dir", "smtp_server", "start_server", "stop_server"]

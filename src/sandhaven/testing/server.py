@@ -199,3 +199,16 @@ def csrf_from(html: str) -> str:
     if not found:
         raise LookupError("no CSRF token in page")
     return found.group(1)
+
+
+def make_data_dir(data_dir: Path) -> None:
+    """A data dir as the first start of ``serve`` leaves it (with the default
+    settings: encryption on, a key file): keys, the private area and a migrated
+    store, unmounted again. For tests of commands that need an existing server."""
+    from sandhaven.config import load_settings
+    from sandhaven.encryption import open_storage
+    from sandhaven.store import Store
+
+    settings = load_settings(environ={}, overrides={"data_dir": str(data_dir)})
+    with open_storage(settings) as storage:
+        Store.open(storage.database_url, wal=not storage.encrypted_store).close()

@@ -1,0 +1,112 @@
+"""``sandhaven serve`` with encryption: the one-line errors at start, and passphrase
+mode (sealed start, wrong passphrase refused, right one unseals, grains open)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sandhaven.encryption.private import kek_path
+from sandhaven.packages.keys import SigningKey
+from sandhaven.packages.testing import build_hello
+from sandhaven.sandbox.testing import make_runtime_root, remove_tree
+from sandhaven.supervisor.mounts import mounts_under
+from sandhaven.testing import free_port, start_server, stop_server
+
+CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
+
+
+def sandhaven(*args: str, data_dir: Path, stdin: str = "", timeout: float = 60
+              ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sandhaven", "--data-dir", str(data_dir),
+                           *args], input=stdin, capture_output=True, text=True,
+                          timeout=timeout, env=CLEAN_ENV)
+
+
+def serve_once(data_dir: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    """A serve that is expected to stop at start."""
+    return sandhaven("serve", "--port", str(free_port()), *flags, data_dir=data_dir)
+
+
+@pytest.fixture
+def root():  # type: ignore[no-untyped-def]
+    made = make_runtime_root()
+    yield made
+    remove_tree(made)
+
+
+@pytest.mark.parametrize("flags, line", [
+    (("--storage-gocryptfs", "/nonexistent/gocryptfs"), "gocryptfs is not installed"),
+    (("--storage-fuse-device", "/nonexistent/fuse"), "FUSE is not available"),
+])
+def test_serve_stops_with_one_line_when_the_host_cannot_encrypt(root, flags, line):
+    done = serve_once(root / "data", *flags)
+    assert done.returncode == 5
+    assert done.stderr.strip().splitlines()[-1].startswith(f"sandhaven: {line}")
+    assert "Traceback" not in done.stderr
+    assert not (root / "data" / "private").exists() or mounts_under(root) == []
+
+
+def test_serve_stops_on_a_damaged_key_file_and_starts_with_the_right_one(root):
+    data = root / "data"
+    assert sandhaven("keys", "init", data_dir=data).returncode == 0
+    key = kek_path(data)
+    saved = key.read_bytes()
+    doc = json.loads(saved)
+    doc["key"] = doc["key"][:-6] + "AAAAA="
+    key.write_text(json.dumps(doc))
+    done = serve_once(data, "--sandbox-runtime-dir", str(root / "run"))
+    assert done.returncode == 5
+    last = done.stderr.strip().splitlines()[-1]
+    assert "is damaged" in last and "restore it from your backup" in last
+    assert mounts_under(root) == []
+    key.write_bytes(saved)
+    again = sandhaven("keys", "init", data_dir=data)
+    assert again.returncode == 5 and "already holds keys" in again.stderr
+
+
+def test_passphrase_mode_starts_sealed_and_unseals_with_the_right_passphrase(root):
+    data = root / "data"
+    made = sandhaven("keys", "init", "--passphrase", data_dir=data, stdin="open sesame\n")
+    assert made.returncode == 0, made.stderr
+    spk = build_hello(root, SigningKey.generate())
+    server = start_server(data, "--storage-key-source", "passphrase",
+                          "--sandbox-runtime-dir", str(root / "run"))
+    try:
+        assert any("is sealed" in line for line in server.stdout_lines)
+        assert mounts_under(data) == []  # the store is not even open
+        with server.client() as c:
+            page = c.get("/grains")
+            assert page.status_code == 503 and 'action="/unseal"' in page.text
+            assert c.get("/api/v1/me").status_code == 503
+            wrong = c.post("/unseal", data={"passphrase": "open barley"})
+            assert wrong.status_code == 403 and "Wrong passphrase." in wrong.text
+        bad = sandhaven("unseal", "--url", server.url, data_dir=data, stdin="nope\n")
+        assert bad.returncode == 5 and bad.stderr.strip() == "sandhaven: Wrong passphrase."
+        good = sandhaven("unseal", "--url", server.url, data_dir=data, stdin="open sesame\n")
+        assert good.returncode == 0 and "Unsealed." in good.stdout, good.stderr
+        assert mounts_under(data) != []
+        # Admin commands work beside the unsealed server, through its mount.
+        installed = sandhaven("install", str(spk), data_dir=data)
+        assert installed.returncode == 0, installed.stderr
+        app_id = installed.stdout.strip().rsplit("(app ", 1)[1].rstrip(")")
+        assert sandhaven("user", "add", "a@example.org", "--name", "A",
+                         data_dir=data).returncode == 0
+        token = sandhaven("token", "create", "a@example.org", data_dir=data).stdout.strip()
+        with server.client(headers={"Authorization": f"Bearer {token}"}) as c:
+            gid = c.post("/api/v1/grains", json={"app_id": app_id, "action": "note",
+                                                 "title": "Sealed note"}).json()["id"]
+            grain_token = c.post(f"/api/v1/grains/{gid}/api-tokens", json={"role": 0}).json()
+        api_host = f"api.localhost:{server.port}"
+        with httpx.Client(base_url=server.url, timeout=60, headers={
+                "Host": api_host, "Authorization": f"Bearer {grain_token['token']}"}) as api:
+            assert api.post("/", content="kept").status_code == 200
+            assert api.get("/").json()["note"] == "kept"
+    finally:
+        assert stop_server(server) == 0
+    assert mounts_under(root) == []
