@@ -137,6 +137,31 @@ def test_staging_left_by_a_killed_restore_is_removed_at_start(grain_server: Grai
     assert not stale.parent.exists()
 
 
+def test_a_half_made_volume_of_a_killed_restore_is_destroyed_at_start(
+        grain_server: GrainServer):
+    """A restore killed while it filled a new grain volume: the volume it named is
+    unmounted and destroyed, key first; grains that exist are never touched."""
+    grains = grain_server.services.grains
+    assert grains.volumes is not None
+    bearer(grain_server.client, grain_server.services, "a@example.org", "Ann")
+    kept = grain_with_note(grain_server, "keep me")
+    half = "HalfMadeGrain0123456789"
+    staging = grains.grains_dir / ".restore-fedcba9876543210"
+    staging.mkdir()
+    (staging / "target").write_text(half)
+    grains.volumes.create(half)
+    grains.volumes.mount_at(half, staging / "var")
+    (staging / "var" / "partial").write_text("half a grain")
+    other = grains.grains_dir / ".restore-0000000000000000"
+    other.mkdir()
+    (other / "target").write_text(kept)  # names an existing grain: left alone
+    assert grain_server.services.backups.clean_staging() == 2
+    assert not staging.exists() and not other.exists()
+    assert not (grains.grains_dir / half).exists()
+    with grain_http(grain_server.run(kept)) as app:
+        assert "keep me" in app.get("/").text
+
+
 def test_restore_needs_a_logged_in_user(grain_server: GrainServer):
     got = grain_server.client.post("/api/v1/grains/restore", content=b"PK")
     assert got.status_code == 401

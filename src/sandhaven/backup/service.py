@@ -44,6 +44,7 @@ from sandhaven.store.models import App, Grain, GrainIdentity, Package, User
 
 log = structlog.get_logger("sandhaven.backup")
 STAGING_PREFIX = ".restore-"
+TARGET = "target"  # in a staging directory: the ID of the grain volume being filled
 #: What a restore counts on the disk beyond the file data: a block per entry
 #: (directories, inodes, symlinks) and a little room for the store (bytes).
 ENTRY_BYTES = 4096
@@ -163,7 +164,10 @@ class GrainBackups:
                 os.rename(staging, target)
             else:
                 # Encryption at rest: unpack straight into the new grain's volume,
-                # mounted where the worker writes; no plaintext reaches the disk.
+                # mounted where the worker writes; no plaintext reaches the disk. The
+                # staging directory names the volume, so that a start after a kill
+                # can destroy it (clean_staging).
+                (staging / TARGET).write_text(grain_id)
                 await asyncio.to_thread(volumes.create, grain_id)
                 await asyncio.to_thread(volumes.mount_at, grain_id, staging / "var")
                 try:
@@ -261,15 +265,35 @@ class GrainBackups:
         (directory / "log.1").write_bytes(data)
 
     def clean_staging(self) -> int:
-        """Remove staging directories a killed restore left behind; returns how many.
+        """Remove what a killed restore left behind: its staging directory (unmounted
+        first, when a volume was mounted there) and the half-made grain volume it
+        names, unless that grain exists. Returns how many staging directories went.
         Call at start, before anything restores."""
         grains_dir = self.grains.grains_dir
         if not grains_dir.is_dir():
             return 0
         stale = [p for p in grains_dir.iterdir() if p.name.startswith(STAGING_PREFIX)]
         for path in stale:
+            with contextlib.suppress(OSError):
+                gocryptfs.unmount(path / "var")
+            if gocryptfs.is_mounted(path / "var"):
+                continue  # never delete through a mount; the next start tries again
+            with contextlib.suppress(OSError, ValueError):
+                self._drop_half_made(path / TARGET)
             shutil.rmtree(path, ignore_errors=True)
         return len(stale)
+
+    def _drop_half_made(self, marker: Path) -> None:
+        grain_id = marker.read_text()[:40]
+        if not grain_id.isalnum():
+            return
+        with self.store.read() as s:
+            if s.get(Grain, grain_id) is not None:
+                return
+        target = self.grains.grains_dir / grain_id
+        if self.grains.volumes is not None and (target / "key").exists():
+            self.grains.volumes.shred(grain_id)
+        shutil.rmtree(target, ignore_errors=True)
 
 
 def _mib(n: int) -> int:
