@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from sandhaven.packages.keys import SigningKey, write_key_file
+from sandhaven.packages.manifest import Manifest
+from sandhaven.packages.spk import open_spk, verify, verify_file
 from tests.conftest import AppServer  # noqa: F401 (app tests import it from here)
 
 APPS = Path(__file__).parents[2] / "apps"
@@ -62,3 +64,11 @@ class RecipeCache:
 def recipes(app_build_root: Path, tmp_path_factory: pytest.TempPathFactory) -> RecipeCache:
     """``recipes.get("tiddlywiki")`` → a BuiltApp, built once per test session."""
     return RecipeCache(app_build_root, tmp_path_factory.mktemp("app-packages"))
+
+
+def verified_manifest(spk: Path, key: SigningKey) -> Manifest:
+    """Verify every entry of ``spk``, check it is signed with ``key``, and return its
+    manifest."""
+    assert verify_file(spk)["app_id"] == key.app_id  # every entry checks out
+    with open_spk(spk) as f:
+        return verify(f).manifest

@@ -12,8 +12,7 @@ import pytest
 from playwright.sync_api import Frame, expect
 
 from sandhaven.packages.keys import SigningKey
-from sandhaven.packages.spk import open_spk, verify, verify_file
-from tests.apps.conftest import AppServer, RecipeCache, build_recipe
+from tests.apps.conftest import AppServer, RecipeCache, build_recipe, verified_manifest
 from tests.apps.forms import form_fields
 from tests.conftest import GrainServer, bearer
 from tests.grains.test_grains import grain_http
@@ -78,9 +77,7 @@ def raw(wiki: httpx.Client, page: str) -> str:
 def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(
         dokuwiki_build_dir, tmp_path):
     spk, key = build(dokuwiki_build_dir, tmp_path)
-    assert verify_file(spk)["app_id"] == key.app_id
-    with open_spk(spk) as f:
-        manifest = verify(f).manifest
+    manifest = verified_manifest(spk, key)
     assert manifest.app.title == "DokuWiki" and manifest.app.port == 8000
     assert [r.permissions for r in manifest.roles] == [["edit"], []]
     assert manifest.metadata.license.spdx == "GPL-2.0-only"

@@ -15,8 +15,14 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from sandhaven.packages.keys import SigningKey, write_key_file
-from sandhaven.packages.spk import open_spk, verify, verify_file
-from tests.apps.conftest import APPS, SANDHAVEN, AppServer, RecipeCache, build_recipe
+from tests.apps.conftest import (
+    APPS,
+    SANDHAVEN,
+    AppServer,
+    RecipeCache,
+    build_recipe,
+    verified_manifest,
+)
 from tests.conftest import GrainServer, bearer
 from tests.grains.test_grains import grain_http
 from tests.ui import (
@@ -95,9 +101,7 @@ def small_repository(work: Path, message: str) -> Path:
 
 def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(tmp_path):
     spk, key = build(tmp_path)
-    assert verify_file(spk)["app_id"] == key.app_id
-    with open_spk(spk) as f:
-        manifest = verify(f).manifest
+    manifest = verified_manifest(spk, key)
     assert manifest.app.title == "GitWeb" and manifest.app.api_path == REPO + "/"
     assert [r.permissions for r in manifest.roles] == [["edit"], []]
 

@@ -11,8 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from sandhaven.packages.keys import SigningKey
-from sandhaven.packages.spk import open_spk, verify, verify_file
-from tests.apps.conftest import AppServer, RecipeCache, build_recipe
+from tests.apps.conftest import AppServer, RecipeCache, build_recipe, verified_manifest
 from tests.conftest import GrainServer, bearer
 from tests.grains.test_grains import grain_http
 from tests.ui import (
@@ -58,9 +57,7 @@ def save(wiki: httpx.Client, path: str, text: str, headers: dict[str, str]) -> h
 def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(
         otterwiki_build_dir, tmp_path):
     spk, key = build(otterwiki_build_dir, tmp_path)
-    assert verify_file(spk)["app_id"] == key.app_id  # every entry checks out
-    with open_spk(spk) as f:
-        manifest = verify(f).manifest
+    manifest = verified_manifest(spk, key)
     assert manifest.app.title == "An Otter Wiki" and manifest.app.port == 8000
     assert [r.permissions for r in manifest.roles] == [["edit"], []]
     assert manifest.metadata.license.spdx == "MIT"

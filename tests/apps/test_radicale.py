@@ -18,9 +18,8 @@ from caldav.lib import error as caldav_error
 from playwright.sync_api import expect
 
 from sandhaven.packages.keys import SigningKey
-from sandhaven.packages.spk import open_spk, verify, verify_file
 from sandhaven.testing import LiveServer, start_server, stop_server
-from tests.apps.conftest import AppServer, RecipeCache, build_recipe
+from tests.apps.conftest import AppServer, RecipeCache, build_recipe, verified_manifest
 from tests.conftest import GrainServer, bearer
 from tests.grains.test_grains import grain_http
 from tests.ui import (
@@ -63,9 +62,7 @@ def build(build_dir: Path, out_dir: Path) -> tuple[Path, SigningKey]:
 def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(
         radicale_build_dir, tmp_path):
     spk, key = build(radicale_build_dir, tmp_path)
-    assert verify_file(spk)["app_id"] == key.app_id  # every entry checks out
-    with open_spk(spk) as f:
-        manifest = verify(f).manifest
+    manifest = verified_manifest(spk, key)
     assert manifest.app.title == "Radicale" and manifest.app.port == 8000
     assert manifest.app.api_path == "/"
     assert [r.permissions for r in manifest.roles] == [["edit"], []]

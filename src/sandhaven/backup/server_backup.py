@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sandhaven import pathsafety
 from sandhaven.backup import encryption
+from sandhaven.backup.writer import open_new
 from sandhaven.errors import BadBackup, ConfigError, InvalidInput, SandhavenError
 
 #: Names in the data directory a server backup leaves out: the lock of a running
@@ -37,14 +38,9 @@ def create(data_dir: Path, out: Path, passphrase: str) -> int:
     encryption.check_passphrase(passphrase)
     if not _has_store(data_dir):
         raise ConfigError(f"{data_dir} holds no Sandhaven store; check --data-dir.")
+    dst = open_new(out)
     try:
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise InvalidInput(f"{out} exists; backups never overwrite a file.") from None
-    except OSError as exc:
-        raise InvalidInput(f"Cannot write {out}: {exc.strerror}.") from None
-    try:
-        with os.fdopen(fd, "wb") as dst, tempfile.TemporaryFile(dir=out.parent) as plain:
+        with dst, tempfile.TemporaryFile(dir=out.parent) as plain:
             with tarfile.open(fileobj=plain, mode="w", format=tarfile.PAX_FORMAT) as tar:
                 marker = tarfile.TarInfo(FORMAT_MARKER)
                 tar.addfile(marker)

@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from sandhaven import pathsafety
 from sandhaven.backup import format as fmt
-from sandhaven.errors import SandhavenError
+from sandhaven.errors import InvalidInput, SandhavenError
 
 CHUNK = 1024 * 1024
 ZIP_DIR_FLAG = 0x10  # MS-DOS directory attribute, as zipfile writes for directories
@@ -38,6 +38,18 @@ class Found:
     rel: str
     path: Path
     st: os.stat_result
+
+
+def open_new(path: Path) -> BinaryIO:
+    """Open ``path`` for writing a backup: created 0600, never an existing file.
+    Raises InvalidInput naming the path when it exists or cannot be written."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        raise InvalidInput(f"{path} exists; backups never overwrite a file.") from None
+    except OSError as exc:
+        raise InvalidInput(f"Cannot write {path}: {exc.strerror}.") from None
+    return os.fdopen(fd, "wb")
 
 
 def walk(top: Path) -> Iterator[Found]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import sys
 from pathlib import Path
 
@@ -79,20 +78,16 @@ def backup_cmd(args: argparse.Namespace) -> int:
 
 
 def _backup(args: argparse.Namespace, passphrase: str | None, settings, services) -> int:  # type: ignore[no-untyped-def]
+    from sandhaven.backup.writer import open_new
     from sandhaven.server import data_dir_lock
 
     out: Path = args.output
     try:
         with data_dir_lock(Path(settings.data_dir)):
             grain = services.grains.view(args.grain_id)
+            f = open_new(out)
             try:
-                fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                raise InvalidInput(f"{out} exists; backups never overwrite a file.") from None
-            except OSError as exc:
-                raise InvalidInput(f"Cannot write {out}: {exc.strerror}.") from None
-            try:
-                with os.fdopen(fd, "wb") as f:
+                with f:
                     meta = asyncio.run(services.backups.backup(grain.owner_id, grain.id, f,
                                                                passphrase))
             except BaseException:
