@@ -14,7 +14,16 @@ data=/var/dokuwiki/data
 if [ ! -d "$data" ]; then
   mkdir -p /var/dokuwiki
   rm -rf "$data.new"
-  cp -R --no-preserve=mode,ownership /opt/app/seed/data "$data.new"
+  # Directory by directory, file by file: `cp -R` makes each directory with the
+  # package's read-only mode before filling it, which an encrypted grain volume
+  # (FUSE, checked against the grain's own user) refuses.
+  mkdir "$data.new"
+  (cd /opt/app/seed/data && find . -mindepth 1 -type d) | while IFS= read -r d; do
+    mkdir -p "$data.new/$d"
+  done
+  (cd /opt/app/seed/data && find . -type f) | while IFS= read -r f; do
+    cp --no-preserve=mode,ownership "/opt/app/seed/data/$f" "$data.new/$f"
+  done
   mv "$data.new" "$data"
 fi
 # Uploads go to the grain's storage rather than its small memory-backed /tmp.

@@ -99,7 +99,7 @@ class Services:
         services.supervisor, services.grains = supervisor, grains
         services.grain_sessions = GrainSessions(
             store, settings.base_url, settings.wildcard_host,
-            anonymous_allowed=lambda: bool(runtime.get("sharing.anonymous")))
+            anonymous_allowed=lambda s: bool(runtime.get("sharing.anonymous", s)))
         services.grain_tokens = GrainTokens(store, services.grain_sessions)
         services.shares = Shares(store, services.grain_sessions, grains, mailer)
         services.shares.on_change.append(services.grain_tokens.clear_cache)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from sandhaven.config.settings import BY_NAME, Settings, _validate
 from sandhaven.errors import InvalidInput
@@ -28,18 +29,22 @@ class RuntimeSettings:
         # Called after every save (the grain sessions' cache: anonymous access).
         self.on_save: list[Callable[[], object]] = []
 
-    def _overrides(self) -> dict[str, Any]:
-        with self.store.read() as s:
-            rows = s.scalars(select(ServerSetting)).all()
+    def _overrides(self, session: Session | None = None) -> dict[str, Any]:
+        if session is not None:
+            rows = session.scalars(select(ServerSetting)).all()
             return {r.name: json.loads(r.value) for r in rows if r.name in BY_NAME}
+        with self.store.read() as s:
+            return self._overrides(s)
 
-    def get(self, name: str) -> Any:
-        """The effective value of one setting."""
-        return self.effective().get(name)
+    def get(self, name: str, session: Session | None = None) -> Any:
+        """The effective value of one setting. Pass the store ``session`` a caller
+        already holds: a second connection opened inside a read could wait on a
+        writer that waits on the first (SQLite with a rollback journal)."""
+        return self.effective(session).get(name)
 
-    def effective(self) -> Settings:
+    def effective(self, session: Session | None = None) -> Settings:
         values = dict(self.base.values)
-        for name, raw in self._overrides().items():
+        for name, raw in self._overrides(session).items():
             values[name] = BY_NAME[name].parse(raw)
         return Settings(values, self.base.sources)
 

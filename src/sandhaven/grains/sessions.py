@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from urllib.parse import quote, urlsplit
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from sandhaven.errors import Forbidden, NotFound
 from sandhaven.grains.access import (
@@ -103,7 +104,7 @@ class GrainSessions:
 
     def __init__(self, store: Store, base_url: str, wildcard_host: str,
                  lifetime: timedelta = timedelta(hours=24),
-                 anonymous_allowed: Callable[[], bool] = lambda: True) -> None:
+                 anonymous_allowed: Callable[[Session], bool] = lambda s: True) -> None:
         self.store = store
         # Asked at every check of an anonymous session: the admin may turn it off.
         self.anonymous_allowed = anonymous_allowed
@@ -139,7 +140,7 @@ class GrainSessions:
         manifest = Manifest.model_validate(s.get(Package, grain.package_id).manifest)
         if user_id is None:
             link = s.get(Share, share_id) if share_id is not None else None
-            if link is None or link.token_hash is None or not self.anonymous_allowed():
+            if link is None or link.token_hash is None or not self.anonymous_allowed(s):
                 return None
             granted = chain_permissions(s, link, grain, manifest)
             if granted is None:

@@ -43,9 +43,11 @@ def _sqlite_pragmas(dbapi_conn, _record, journal: str = "WAL") -> None:  # type:
     # documented recipe for pysqlite), see _sqlite_begin.
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
+    # The wait first: setting the journal mode takes a lock, which another
+    # connection may hold for a moment (always so with a rollback journal).
+    cur.execute("PRAGMA busy_timeout=10000")
     cur.execute(f"PRAGMA journal_mode={journal}")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA synchronous=NORMAL")
     # Sorts and statement journals stay in memory: temporary files would be one
     # more place user data lands on disk (docs/administering/encryption.md).
