@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,8 @@ class Services:
             # Backups in the making hold a grain's plaintext: the private area's tmp.
             tmp_dir=storage.tmp_dir or Path(settings.data_dir) / "tmp",
             read_log=supervisor.read_log, log_dir=supervisor.config.log_dir,
-            check_access=sessions_access)
+            check_access=sessions_access,
+            grain_uid=lambda: supervisor.config.grain_uid if os.geteuid() == 0 else None)
         services.extra["body_limits"]["/api/v1/grains/restore"] = (
             settings.get("grains.max_restore_mib") * 1024 * 1024)
         services.extra["body_limits"]["/grains/restore-backup"] = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import zipfile
 
 import pytest
@@ -53,6 +54,10 @@ def test_backup_and_restore_through_the_api(grain_server: GrainServer):
     assert new_id != gid and restored.json()["title"] == "Été \"notes\" line two"
     with grain_http(grain_server.run(new_id)) as app:
         assert "remember the milk" in app.get("/").text
+        # The restored files belong to the grain's user: the app can change them.
+        assert app.post("/", content=b"and eggs",
+                        headers={"X-Sandstorm-Permissions": "write"}).status_code == 200
+        assert "and eggs" in app.get("/").text
     # The original grain is untouched and still opens.
     with grain_http(grain_server.run(gid)) as app:
         assert "remember the milk" in app.get("/").text
@@ -268,3 +273,69 @@ def test_an_encrypted_backup_opens_with_gpg_and_restores_with_its_passphrase(
         assert "the secret recipe" in app.get("/").text
     short = grain_server.client.post(f"/api/v1/grains/{gid}/backup", json={"passphrase": "short"})
     assert short.status_code == 422
+
+
+def test_only_an_admin_restores_other_peoples_identities(grain_server: GrainServer):
+    """The file's uploader chooses the per-grain IDs in it: a user keeps the one
+    listed for themselves; other people's are kept only when an admin restores."""
+    from sqlalchemy import select
+
+    from sandhaven.store.models import GrainIdentity
+
+    services = grain_server.services
+    bearer(grain_server.client, services, "a@example.org", "Ann")
+    services.identity.users.create("b@example.org", "Bob")
+    gid = grain_with_note(grain_server, "x")
+    good = grain_server.client.get(f"/api/v1/grains/{gid}/backup").content
+    ids = {"a@example.org": "a1" * 16, "b@example.org": "b2" * 16}
+
+    def identities_of(grain_id: str) -> dict[str, str]:
+        with services.store.read() as s:
+            rows = s.execute(select(GrainIdentity.user_id, GrainIdentity.identity_id)
+                             .where(GrainIdentity.grain_id == grain_id)).all()
+        return {services.identity.users.get(u).email: i for u, i in rows}
+
+    listed = rewrite_metadata(good, lambda m: m.update(identities=[
+        {"email": e, "name": "", "identity_id": i} for e, i in ids.items()]))
+    as_ann = grain_server.client.post("/api/v1/grains/restore", content=listed)
+    assert as_ann.status_code == 201
+    assert identities_of(as_ann.json()["id"]) == {"a@example.org": ids["a@example.org"]}
+
+    admin = grain_server.browser()
+    services.identity.users.create("root@example.org", "Root", is_admin=True)
+    bearer(admin, services, "root@example.org", "Root")
+    fresh = {"a@example.org": "c3" * 16, "b@example.org": "d4" * 16}
+    listed = rewrite_metadata(good, lambda m: m.update(identities=[
+        {"email": e, "name": "", "identity_id": i} for e, i in fresh.items()]))
+    as_admin = admin.post("/api/v1/grains/restore", content=listed)
+    assert as_admin.status_code == 201
+    assert identities_of(as_admin.json()["id"]) == fresh
+
+
+def test_a_backup_lets_requests_inside_the_grain_finish_first(grain_server: GrainServer):
+    """New requests wait while a backup holds the grain; one already inside it is
+    not cut off by the stop."""
+    services = grain_server.services
+    bearer(grain_server.client, services, "a@example.org", "Ann")
+    gid = grain_with_note(grain_server, "busy")
+    supervisor = services.supervisor
+    supervisor.request_started(gid)  # as the gateway does for a request in flight
+    portal = grain_server.client.portal
+
+    async def back_up() -> int:
+        import tempfile
+        with tempfile.TemporaryFile() as f:
+            await services.backups.backup(services.grains.view(gid).owner_id, gid, f)
+            return f.tell()
+    future = portal.start_task_soon(back_up)
+    try:
+        deadline = time.monotonic() + 30
+        while gid not in services.grains._held:  # the backup holds the grain…
+            assert time.monotonic() < deadline and not future.done()
+            time.sleep(0.01)
+        # …and waits for the request: the grain is still running meanwhile.
+        assert portal.call(lambda: supervisor.status(gid).value) == "running"
+        assert not future.done()
+    finally:
+        portal.call(supervisor.request_finished, gid)
+    assert future.result(timeout=60) > 0

@@ -72,6 +72,8 @@ def test_serve_stops_on_a_damaged_key_file_and_starts_with_the_right_one(root):
 
 def test_passphrase_mode_starts_sealed_and_unseals_with_the_right_passphrase(root):
     data = root / "data"
+    short = sandhaven("keys", "init", "--passphrase", data_dir=data, stdin="a\n")
+    assert short.returncode != 0 and "at least 8 characters" in short.stderr
     made = sandhaven("keys", "init", "--passphrase", data_dir=data, stdin="open sesame\n")
     assert made.returncode == 0, made.stderr
     spk = build_hello(root, SigningKey.generate())
@@ -86,6 +88,11 @@ def test_passphrase_mode_starts_sealed_and_unseals_with_the_right_passphrase(roo
             assert c.get("/api/v1/me").status_code == 503
             wrong = c.post("/unseal", data={"passphrase": "open barley"})
             assert wrong.status_code == 403 and "Wrong passphrase." in wrong.text
+            # A page elsewhere cannot post guesses (or the passphrase) for the admin.
+            forged = c.post("/unseal", data={"passphrase": "open sesame"},
+                            headers={"Origin": "http://evil.example"})
+            assert forged.status_code == 403 and "Cross-site request refused." in forged.text
+            assert c.get("/api/v1/me").status_code == 503  # still sealed
         bad = sandhaven("unseal", "--url", server.url, data_dir=data, stdin="nope\n")
         assert bad.returncode == 5 and bad.stderr.strip() == "sandhaven: Wrong passphrase."
         good = sandhaven("unseal", "--url", server.url, data_dir=data, stdin="open sesame\n")

@@ -26,8 +26,10 @@ from sandhaven.backup.writer import open_new
 from sandhaven.errors import BadBackup, ConfigError, InvalidInput, SandhavenError
 
 #: Names in the data directory a server backup leaves out: the lock of a running
-#: server, temporary files, and SQLite's shared-memory index (rebuilt on open).
-SKIP = {"serve.lock", "tmp", "sandhaven.sqlite3-shm", "private", "private.lock"}
+#: server, temporary files, SQLite's shared-memory index (rebuilt on open), the
+#: plaintext view of the private area, and the app recipes' build trees.
+SKIP = {"serve.lock", "tmp", "sandhaven.sqlite3-shm", "private", "private.lock",
+        "build"}  # build: recipe build trees, remade by `sandhaven catalog build`
 FORMAT_MARKER = "sandhaven-server-backup-1"
 
 

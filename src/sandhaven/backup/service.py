@@ -55,13 +55,17 @@ class GrainBackups:
     """Backups of one server's grains. ``quota_bytes`` per user (0: no limit);
     ``read_log(grain_id)`` gives a grain's log; ``log_dir`` receives restored logs;
     ``check_access(user_id, grain_id)`` raises NotFound unless the user may see the
-    grain (a share holder learns they may not back it up; others learn nothing)."""
+    grain (a share holder learns they may not back it up; others learn nothing);
+    ``grain_uid()`` is the host user grains run as (None: the server's own), who
+    gets the restored files."""
 
     def __init__(self, store: Store, grains: Grains, *, quota_bytes: Callable[[], int],
                  tmp_dir: Path, read_log: Callable[[str], str] | None = None,
                  log_dir: Path | None = None,
-                 check_access: Callable[[str, str], object] | None = None) -> None:
+                 check_access: Callable[[str, str], object] | None = None,
+                 grain_uid: Callable[[], int | None] | None = None) -> None:
         self.store, self.grains = store, grains
+        self.grain_uid = grain_uid
         self.tmp_dir = tmp_dir
         self.check_access = check_access
         self.quota_bytes = quota_bytes
@@ -161,6 +165,7 @@ class GrainBackups:
         try:
             if volumes is None:
                 answer = await asyncio.to_thread(self._worker, backup, "unpack", staging)
+                await asyncio.to_thread(self._own, staging / "var")
                 os.rename(staging, target)
             else:
                 # Encryption at rest: unpack straight into the new grain's volume,
@@ -172,6 +177,7 @@ class GrainBackups:
                 await asyncio.to_thread(volumes.mount_at, grain_id, staging / "var")
                 try:
                     answer = await asyncio.to_thread(self._worker, backup, "unpack", staging)
+                    await asyncio.to_thread(self._own, staging / "var")
                 finally:
                     await asyncio.to_thread(gocryptfs.unmount, staging / "var")
                 shutil.rmtree(staging)
@@ -188,6 +194,19 @@ class GrainBackups:
         log.info("grain_restored", grain_id=grain_id, app_id=package.app_id,
                  data_bytes=answer.get("bytes"))
         return self.grains.get(user_id, grain_id)
+
+    def _own(self, tree: Path) -> None:
+        """Give every unpacked entry to the grain's user. The worker wrote them as
+        the server's user; a server running as root runs grains as
+        ``sandbox.grain_uid``, which must own its files to change them. Links are
+        never followed."""
+        uid = self.grain_uid() if self.grain_uid else None
+        if uid is None:
+            return
+        os.lchown(tree, uid, uid)
+        for dirpath, dirnames, filenames in os.walk(tree):
+            for name in dirnames + filenames:
+                os.lchown(os.path.join(dirpath, name), uid, uid)
 
     def _worker(self, backup: BinaryIO, mode: str, staging: Path | None) -> dict[str, Any]:
         fd = backup.fileno()
@@ -249,8 +268,13 @@ class GrainBackups:
                         package_id=package.id, title=_title(summary["title"]),
                         action_index=0, created_at=utcnow(), size_bytes=0, initialized=True))
             s.flush()
+            restorer = s.get(User, user_id)
             for ident in summary.get("identities", []):
                 user = s.scalar(select(User).where(User.email == ident["email"]))
+                # Whoever uploads the file chooses these IDs: a user keeps theirs
+                # only when restoring themselves, or when an admin moves grains.
+                if user is None or not (user.id == user_id or (restorer and restorer.is_admin)):
+                    continue
                 taken = s.scalar(select(GrainIdentity.id).where(
                     GrainIdentity.identity_id == ident["identity_id"]))
                 if user is not None and taken is None:

@@ -37,9 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     unseal.set_defaults(handler=unseal_cmd)
 
 
+MIN_PASSPHRASE = 8
+
+
 def read_passphrase(confirm: bool = False) -> str:
     """From the terminal (asked twice when ``confirm``), else the first line of stdin.
-    Raises ConfigError when it is empty or the two entries differ."""
+    Raises ConfigError when it is empty or the two entries differ, or when a new one
+    (``confirm``) is shorter than 8 characters."""
     if sys.stdin.isatty():
         value = getpass.getpass("Passphrase: ")
         if confirm and getpass.getpass("Passphrase again: ") != value:
@@ -48,6 +52,9 @@ def read_passphrase(confirm: bool = False) -> str:
         value = sys.stdin.readline().rstrip("\r\n")
     if not value:
         raise ConfigError("The passphrase is empty.")
+    if confirm and len(value) < MIN_PASSPHRASE:
+        raise ConfigError(f"The passphrase must have at least {MIN_PASSPHRASE} characters: "
+                          "it guards every key of the server.")
     return value
 
 

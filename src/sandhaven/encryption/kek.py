@@ -177,8 +177,9 @@ def read_key_file(path: Path, passphrase: str | None = None) -> Kek:
             kek = Kek(base64.b64decode(doc["key"], validate=True))
         elif doc["protection"] == "argon2id":
             if passphrase is None:
-                raise EncryptionError(f"Key file {path} is sealed by a passphrase; unseal the "
-                                      "server (web page or `sandhaven unseal`).")
+                raise EncryptionError(f"Key file {path} is sealed by a passphrase: start the "
+                                      "server with --storage-key-source passphrase and "
+                                      "unseal it (its page or `sandhaven unseal`).")
             params = {k: int(doc[k]) for k in ARGON2}
             sealer = Kek(_stretch(passphrase, base64.b64decode(doc["salt"], validate=True),
                                   params))

@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -82,6 +82,9 @@ class SealedApp:
                 return
 
     async def _unseal(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not _same_site(scope):
+            await _answer(send, 403, scope, "Cross-site request refused.")
+            return
         passphrase = await _read_passphrase(scope, receive)
         if passphrase is None:
             await _answer(send, 400, scope, "Send the passphrase (form field or JSON "
@@ -128,6 +131,18 @@ class SealedApp:
             await task
             raise EncryptionError(str(reply.get("message") or "startup failed"))
         self._inner_lifespan = (inbox, outbox, task)
+
+
+def _same_site(scope: Scope) -> bool:
+    """False for a request whose ``Origin`` names another host than the one it was
+    sent to (a page elsewhere posting passphrase guesses); no Origin (the command
+    line) and ``Origin: null`` pass, as on the shell's forms."""
+    headers = dict(scope.get("headers") or [])
+    origin = headers.get(b"origin", b"").decode("latin-1")
+    if not origin or origin == "null":
+        return True
+    host = headers.get(b"host", b"").decode("latin-1")
+    return urlsplit(origin).netloc == host
 
 
 async def _read_passphrase(scope: Scope, receive: Receive) -> str | None:

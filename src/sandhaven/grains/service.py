@@ -99,6 +99,11 @@ def disk_usage(path: Path) -> int:
     return total
 
 
+#: How long a backup lets requests already inside a grain finish before it stops
+#: the grain for the copy (seconds).
+DRAIN_SECONDS = 10.0
+
+
 class Grains:
     """Grains of one server. ``supervisor`` may be None where nothing runs (the CLI);
     ``volumes`` None means plain storage directories (encryption off)."""
@@ -312,12 +317,18 @@ class Grains:
 
     @contextlib.asynccontextmanager
     async def held_stopped(self, grain_id: str) -> AsyncIterator[Path]:
-        """Stop the grain and keep it from starting (requests wait) until the block
-        ends; yields its storage directory. One holder at a time per grain."""
+        """Stop the grain and keep it from starting (new requests wait) until the
+        block ends; yields its storage directory. Requests already inside the grain
+        may finish first (up to ``DRAIN_SECONDS``; a WebSocket left open longer is
+        closed by the stop). One holder at a time per grain."""
         while (held := self._held.get(grain_id)) is not None:
             await held.wait()
         released = self._held[grain_id] = asyncio.Event()
         try:
+            deadline = time.monotonic() + DRAIN_SECONDS
+            while (self.supervisor is not None and time.monotonic() < deadline
+                   and self.supervisor.active_requests(grain_id) > 0):
+                await asyncio.sleep(0.05)  # polled: requests end without telling us
             await self._stop(grain_id, "backup")
             if self.volumes is None:
                 yield self.storage_dir(grain_id)

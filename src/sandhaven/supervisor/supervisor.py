@@ -282,6 +282,11 @@ class Supervisor:
         g.active += 1
         g.last_activity = time.monotonic()
 
+    def active_requests(self, grain_id: str) -> int:
+        """Requests, streams and WebSockets open to the grain now (0 if unknown)."""
+        g = self._grains.get(grain_id)
+        return g.active if g is not None else 0
+
     def request_finished(self, grain_id: str) -> None:
         """The matching end of :meth:`request_started`."""
         g = self._grain(grain_id)
