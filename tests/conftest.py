@@ -84,6 +84,17 @@ class GrainServer:
         """Start the grain on the server's own loop; returns its app socket."""
         return self.client.portal.call(self.services.grains.ensure_running, grain_id)
 
+    def new_grain(self, spk: Path, title: str, email: str = "a@example.org",
+                  name: str = "Ann") -> str:
+        """Install ``spk``, authenticate ``client`` as a (new) user, create a grain of
+        the package's app by its first action; returns the grain ID."""
+        app_id = self.services.packages.install(spk).app_id
+        bearer(self.client, self.services, email, name)
+        made = self.client.post("/api/v1/grains", json={
+            "app_id": app_id, "action": 0, "title": title})
+        assert made.status_code == 201, made.text
+        return made.json()["id"]
+
     def browser(self, base_url: str = BASE) -> TestClient:
         """Another client (its own cookies) on the same server and event loop: grains
         started by its requests belong to the server's loop, as in production."""

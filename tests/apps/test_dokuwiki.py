@@ -14,7 +14,7 @@ from playwright.sync_api import Frame, expect
 from sandhaven.packages.keys import SigningKey
 from tests.apps.conftest import AppServer, RecipeCache, build_recipe, verified_manifest
 from tests.apps.forms import form_fields
-from tests.conftest import GrainServer, bearer
+from tests.conftest import GrainServer
 from tests.grains.test_grains import grain_http
 from tests.ui import (
     SESSION_HOST,
@@ -86,12 +86,7 @@ def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(
 def test_editors_pages_survive_a_restart_and_viewers_edits_are_refused(
         grain_server: GrainServer, dokuwiki_build_dir, tmp_path):
     spk, _ = build(dokuwiki_build_dir, tmp_path)
-    app_id = grain_server.services.packages.install(spk).app_id
-    bearer(grain_server.client, grain_server.services, "a@example.org", "Ann")
-    made = grain_server.client.post("/api/v1/grains", json={
-        "app_id": app_id, "action": 0, "title": "Team wiki"})
-    assert made.status_code == 201
-    gid = made.json()["id"]
+    gid = grain_server.new_grain(spk, "Team wiki")
     first = grain_server.run(gid)
     with grain_http(first) as wiki, grain_http(first) as fresh:
         start = wiki.get("/", headers=EDITOR)

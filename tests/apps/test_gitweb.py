@@ -23,7 +23,7 @@ from tests.apps.conftest import (
     build_recipe,
     verified_manifest,
 )
-from tests.conftest import GrainServer, bearer
+from tests.conftest import GrainServer
 from tests.grains.test_grains import grain_http
 from tests.ui import (
     dev_login,
@@ -127,12 +127,7 @@ def test_building_without_debians_gitweb_names_what_is_missing(tmp_path):
 def test_editors_push_viewers_clone_but_cannot_push_and_gitweb_shows_commits(
         grain_server: GrainServer, tmp_path):
     spk, _ = build(tmp_path)
-    app_id = grain_server.services.packages.install(spk).app_id
-    bearer(grain_server.client, grain_server.services, "a@example.org", "Ann")
-    made = grain_server.client.post("/api/v1/grains", json={
-        "app_id": app_id, "action": 0, "title": "Project"})
-    assert made.status_code == 201
-    gid = made.json()["id"]
+    gid = grain_server.new_grain(spk, "Project")
     work = small_repository(tmp_path / "work", "First commit from Alice")
     sock = grain_server.run(gid)
     with tcp_to(sock) as port:
