@@ -13,6 +13,17 @@ if ( !defined( 'MEDIAWIKI' ) ) {
 }
 require '/var/lib/mediawiki/installed/LocalSettings.php';
 
+// SQLite transactions take the write lock when they begin (IMMEDIATE). With
+// several PHP workers, two DEFERRED transactions that both read and then write
+// deadlock, and SQLite answers one of them "database is locked" at once
+// instead of waiting (seen when a new user's account is made while another
+// request writes).
+$wgDBservers = [ [
+	'host' => '', 'dbname' => $wgDBname, 'tablePrefix' => $wgDBprefix ?? '',
+	'type' => 'sqlite', 'dbDirectory' => $wgSQLiteDataDir, 'user' => '', 'password' => '',
+	'flags' => DBO_DEFAULT, 'load' => 1, 'trxMode' => 'IMMEDIATE',
+] ];
+
 // The grain is reached on a different host in every session, and MediaWiki
 // stores none: the address is the session's, from the gateway's
 // X-Sandstorm-Base-Path (checked to be a bare origin), else the Host header.

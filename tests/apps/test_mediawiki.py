@@ -9,7 +9,6 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from sandhaven.packages.keys import SigningKey
 from tests.apps.conftest import AppServer, RecipeCache, build_recipe, verified_manifest
 from tests.apps.forms import form_fields
 from tests.apps.test_dokuwiki import raw_status, session_origin
@@ -44,13 +43,12 @@ def mediawiki_build_dir(app_build_root: Path) -> Path:
     return app_build_root / "mediawiki"
 
 
-def build(build_dir: Path, out_dir: Path) -> tuple[Path, SigningKey]:
-    built = build_recipe("mediawiki", build_dir, out_dir)
-    return built.spk, built.key
-
 
 def api(wiki: httpx.Client, headers: dict[str, str], **params: str) -> dict:
-    return wiki.get("/api.php", params={"format": "json", **params}, headers=headers).json()
+    got = wiki.get("/api.php", params={"format": "json", **params}, headers=headers)
+    assert got.headers.get("content-type", "").startswith("application/json"), (
+        got.status_code, got.text[:2000])
+    return got.json()
 
 
 def edit(wiki: httpx.Client, headers: dict[str, str], title: str, text: str) -> dict:
@@ -68,7 +66,7 @@ def wikitext(wiki: httpx.Client, title: str) -> str | None:
 
 def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(
         mediawiki_build_dir, tmp_path):
-    spk, key = build(mediawiki_build_dir, tmp_path)
+    spk, key = build_recipe("mediawiki", mediawiki_build_dir, tmp_path)
     manifest = verified_manifest(spk, key)
     assert manifest.app.title == "MediaWiki" and manifest.app.port == 8000
     assert [r.permissions for r in manifest.roles] == [["edit"], []]
@@ -76,7 +74,7 @@ def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(
 
 def test_editors_pages_survive_a_restart_and_viewers_edits_are_refused(
         grain_server: GrainServer, mediawiki_build_dir, tmp_path):
-    spk, _ = build(mediawiki_build_dir, tmp_path)
+    spk, _ = build_recipe("mediawiki", mediawiki_build_dir, tmp_path)
     gid = grain_server.new_grain(spk, "Team wiki")
     first = grain_server.run(gid)
     with grain_http(first) as wiki, grain_http(first) as fresh:
