@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -156,6 +157,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if len(keep) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in keep])
         items[:] = keep
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``SANDHAVEN_*`` variable of the machine running the tests leaks into
+    commands run in-process (``pytestmark = pytest.mark.usefixtures("clean_env")``)."""
+    for name in list(os.environ):
+        if name.startswith("SANDHAVEN_"):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -30,6 +30,10 @@ class BuiltApp:
     def app_id(self) -> str:
         return self.key.app_id
 
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        """``spk, key = build_recipe(...)``."""
+        return iter((self.spk, self.key))
+
 
 def build_recipe(name: str, build_dir: Path, out_dir: Path, timeout: float = 600) -> BuiltApp:
     """Run ``apps/<name>/build.sh`` with a fresh signing key, assembling the tree in

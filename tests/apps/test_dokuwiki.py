@@ -11,7 +11,6 @@ import httpx
 import pytest
 from playwright.sync_api import Frame, expect
 
-from sandhaven.packages.keys import SigningKey
 from tests.apps.conftest import AppServer, RecipeCache, build_recipe, verified_manifest
 from tests.apps.forms import form_fields
 from tests.conftest import GrainServer
@@ -46,10 +45,6 @@ def dokuwiki_build_dir(app_build_root: Path) -> Path:
     return app_build_root / "dokuwiki"
 
 
-def build(build_dir: Path, out_dir: Path) -> tuple[Path, SigningKey]:
-    built = build_recipe("dokuwiki", build_dir, out_dir)
-    return built.spk, built.key
-
 
 def save_page(wiki: httpx.Client, page: str, text: str, headers: dict[str, str]
               ) -> httpx.Response:
@@ -76,7 +71,7 @@ def raw(wiki: httpx.Client, page: str) -> str:
 
 def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(
         dokuwiki_build_dir, tmp_path):
-    spk, key = build(dokuwiki_build_dir, tmp_path)
+    spk, key = build_recipe("dokuwiki", dokuwiki_build_dir, tmp_path)
     manifest = verified_manifest(spk, key)
     assert manifest.app.title == "DokuWiki" and manifest.app.port == 8000
     assert [r.permissions for r in manifest.roles] == [["edit"], []]
@@ -85,7 +80,7 @@ def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(
 
 def test_editors_pages_survive_a_restart_and_viewers_edits_are_refused(
         grain_server: GrainServer, dokuwiki_build_dir, tmp_path):
-    spk, _ = build(dokuwiki_build_dir, tmp_path)
+    spk, _ = build_recipe("dokuwiki", dokuwiki_build_dir, tmp_path)
     gid = grain_server.new_grain(spk, "Team wiki")
     first = grain_server.run(gid)
     with grain_http(first) as wiki, grain_http(first) as fresh:

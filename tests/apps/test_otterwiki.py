@@ -10,7 +10,6 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from sandhaven.packages.keys import SigningKey
 from tests.apps.conftest import AppServer, RecipeCache, build_recipe, verified_manifest
 from tests.conftest import GrainServer, bearer
 from tests.grains.test_grains import grain_http
@@ -36,10 +35,6 @@ def otterwiki_build_dir(app_build_root: Path) -> Path:
     return app_build_root / "otterwiki"
 
 
-def build(build_dir: Path, out_dir: Path) -> tuple[Path, SigningKey]:
-    built = build_recipe("otterwiki", build_dir, out_dir)
-    return built.spk, built.key
-
 
 def csrf(page: httpx.Response) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
@@ -56,7 +51,7 @@ def save(wiki: httpx.Client, path: str, text: str, headers: dict[str, str]) -> h
 
 def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(
         otterwiki_build_dir, tmp_path):
-    spk, key = build(otterwiki_build_dir, tmp_path)
+    spk, key = build_recipe("otterwiki", otterwiki_build_dir, tmp_path)
     manifest = verified_manifest(spk, key)
     assert manifest.app.title == "An Otter Wiki" and manifest.app.port == 8000
     assert [r.permissions for r in manifest.roles] == [["edit"], []]
@@ -65,7 +60,7 @@ def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(
 
 def test_editors_save_pages_with_their_name_viewers_cannot_and_pages_survive_a_restart(
         grain_server: GrainServer, otterwiki_build_dir, tmp_path):
-    spk, key = build(otterwiki_build_dir, tmp_path)
+    spk, key = build_recipe("otterwiki", otterwiki_build_dir, tmp_path)
     app_id = grain_server.services.packages.install(spk).app_id
     assert app_id == key.app_id
     bearer(grain_server.client, grain_server.services, "a@example.org", "Ann")

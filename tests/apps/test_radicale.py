@@ -17,7 +17,6 @@ import pytest
 from caldav.lib import error as caldav_error
 from playwright.sync_api import expect
 
-from sandhaven.packages.keys import SigningKey
 from sandhaven.testing import LiveServer, start_server, stop_server
 from tests.apps.conftest import AppServer, RecipeCache, build_recipe, verified_manifest
 from tests.conftest import GrainServer, bearer
@@ -54,14 +53,10 @@ def radicale_build_dir(app_build_root: Path) -> Path:
     return app_build_root / "radicale"
 
 
-def build(build_dir: Path, out_dir: Path) -> tuple[Path, SigningKey]:
-    built = build_recipe("radicale", build_dir, out_dir)
-    return built.spk, built.key
-
 
 def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(
         radicale_build_dir, tmp_path):
-    spk, key = build(radicale_build_dir, tmp_path)
+    spk, key = build_recipe("radicale", radicale_build_dir, tmp_path)
     manifest = verified_manifest(spk, key)
     assert manifest.app.title == "Radicale" and manifest.app.port == 8000
     assert manifest.app.api_path == "/"
@@ -74,7 +69,7 @@ def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(
 
 def test_editors_write_events_that_survive_a_restart_and_viewers_cannot(
         grain_server: GrainServer, radicale_build_dir, tmp_path):
-    spk, key = build(radicale_build_dir, tmp_path)
+    spk, key = build_recipe("radicale", radicale_build_dir, tmp_path)
     app_id = grain_server.services.packages.install(spk).app_id
     assert app_id == key.app_id
     bearer(grain_server.client, grain_server.services, "a@example.org", "Ann")

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from sandhaven.packages.keys import SigningKey
 from tests.apps.conftest import AppServer, RecipeCache, build_recipe, verified_manifest
 from tests.conftest import GrainServer, bearer
 from tests.grains.test_grains import grain_http
@@ -24,14 +23,10 @@ def tiddlywiki_build_dir(app_build_root: Path) -> Path:
     return app_build_root / "tiddlywiki"
 
 
-def build(build_dir: Path, out_dir: Path) -> tuple[Path, SigningKey]:
-    built = build_recipe("tiddlywiki", build_dir, out_dir)
-    return built.spk, built.key
-
 
 def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(
         tiddlywiki_build_dir, tmp_path):
-    spk, key = build(tiddlywiki_build_dir, tmp_path)
+    spk, key = build_recipe("tiddlywiki", tiddlywiki_build_dir, tmp_path)
     manifest = verified_manifest(spk, key)
     assert manifest.app.title == "TiddlyWiki" and manifest.app.port == 8000
     assert [r.permissions for r in manifest.roles] == [["edit"], []]
@@ -40,7 +35,7 @@ def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(
 
 def test_editors_write_tiddlers_that_survive_a_restart_and_viewers_cannot(
         grain_server: GrainServer, tiddlywiki_build_dir, tmp_path):
-    spk, key = build(tiddlywiki_build_dir, tmp_path)
+    spk, key = build_recipe("tiddlywiki", tiddlywiki_build_dir, tmp_path)
     app_id = grain_server.services.packages.install(spk).app_id
     assert app_id == key.app_id
     bearer(grain_server.client, grain_server.services, "a@example.org", "Ann")

@@ -11,7 +11,6 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from sandhaven.packages.keys import SigningKey
 from tests.apps.conftest import AppServer, RecipeCache, build_recipe, verified_manifest
 from tests.apps.test_dokuwiki import raw_status, session_origin
 from tests.conftest import GrainServer
@@ -42,10 +41,6 @@ def wordpress_build_dir(app_build_root: Path) -> Path:
     return app_build_root / "wordpress"
 
 
-def build(build_dir: Path, out_dir: Path) -> tuple[Path, SigningKey]:
-    built = build_recipe("wordpress", build_dir, out_dir)
-    return built.spk, built.key
-
 
 def publish(site: httpx.Client, headers: dict[str, str], title: str, text: str
             ) -> httpx.Response:
@@ -56,7 +51,7 @@ def publish(site: httpx.Client, headers: dict[str, str], title: str, text: str
 
 def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(
         wordpress_build_dir, tmp_path):
-    spk, key = build(wordpress_build_dir, tmp_path)
+    spk, key = build_recipe("wordpress", wordpress_build_dir, tmp_path)
     manifest = verified_manifest(spk, key)
     assert manifest.app.title == "WordPress" and manifest.app.port == 8000
     assert [r.permissions for r in manifest.roles] == [["edit"], []]
@@ -64,7 +59,7 @@ def test_the_package_is_signed_with_the_given_key_and_names_the_manifest(
 
 def test_editors_posts_survive_a_restart_and_viewers_posts_are_refused(
         grain_server: GrainServer, wordpress_build_dir, tmp_path):
-    spk, _ = build(wordpress_build_dir, tmp_path)
+    spk, _ = build_recipe("wordpress", wordpress_build_dir, tmp_path)
     gid = grain_server.new_grain(spk, "Blog")
     with grain_http(grain_server.run(gid)) as site:
         home = site.get("/", headers=SESSION)

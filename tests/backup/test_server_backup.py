@@ -37,12 +37,7 @@ def grain_files(services, grain_id):  # type: ignore[no-untyped-def]
         volumes.unmount(grain_id)
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch):
-    import os
-    for name in list(os.environ):
-        if name.startswith("SANDHAVEN_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 @pytest.fixture

@@ -16,13 +16,7 @@ from sandhaven.sandbox.testing import make_runtime_root, remove_tree
 from sandhaven.server import data_dir_lock
 from sandhaven.services import Services
 
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch):
-    import os
-    for name in list(os.environ):
-        if name.startswith("SANDHAVEN_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 @pytest.fixture

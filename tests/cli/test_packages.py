@@ -12,13 +12,7 @@ from sandhaven.packages.keys import SigningKey, write_key_file
 from sandhaven.packages.testing import HELLO_SOURCE, build_hello
 from sandhaven.testing import make_data_dir
 
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch):
-    import os
-    for name in list(os.environ):
-        if name.startswith("SANDHAVEN_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def run(capsys, *argv):
