@@ -47,6 +47,22 @@ def test_unknown_hosts(host: str) -> None:
     assert c.classify(host).kind is HostKind.UNKNOWN
 
 
+def test_classes_are_remembered_per_value_and_the_memory_stays_bounded() -> None:
+    c = HostClassifier("http://localhost:6080", "*.localhost:6080")
+    first = c.classify(f"{SESSION}.localhost:6080")
+    assert c.classify(f"{SESSION}.localhost:6080") is first  # the remembered answer
+    # A client sending a new Host with every request (hostile or not) cannot grow it
+    # past its bound; a long value is answered but not remembered.
+    for n in range(10_000):
+        assert c.classify(f"x{n}.localhost:6080").kind is HostKind.UNKNOWN
+    long_host = "a" * 300 + ".localhost:6080"
+    assert c.classify(long_host).kind is HostKind.UNKNOWN
+    assert len(c._classified) <= 4096 and long_host not in c._classified
+    # ...and classes stay right after the memory started over.
+    assert c.classify(f"{SESSION}.localhost:6080").kind is HostKind.SESSION
+    assert c.classify("localhost:6080").kind is HostKind.SHELL
+
+
 def test_uppercase_session_host_is_the_same_host() -> None:
     c = HostClassifier("http://localhost:6080", "*.localhost:6080")
     match = c.classify(f"{SESSION.upper()}.LOCALHOST:6080".replace("UI-", "ui-"))

@@ -88,3 +88,43 @@ def test_missing_socket_is_502_without_detail(tmp_path: Path) -> None:
 def test_proxy_kind_must_be_session_or_api() -> None:
     with pytest.raises(ValueError):
         proxy_with(None, HostKind.SHELL)
+
+
+@pytest.mark.parametrize("header_timeout", [0.3, 1.4], ids=["before-watch", "after-watch"])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_grain_that_never_answers_gets_504_at_the_head_deadline(
+        tmp_path: Path, header_timeout: float, method: str) -> None:
+    """The deadline for the response head holds whether it falls before the
+    disconnect watch's timer (1 s) or after it, with and without a request body;
+    the grain's connection is dropped and nothing stays in flight."""
+    path = str(tmp_path / "mute.sock")
+    target = Target("g", path, Identity.anonymous(session_id="s", tab_id="ab" * 16))
+    received: list[bytes] = []
+    closed = asyncio.Event()
+
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.readuntil(b"\r\n\r\n"))
+        await reader.read()  # never answers; returns when the gateway hangs up
+        closed.set()
+        writer.close()
+
+    async def main() -> tuple[httpx.Response, float]:
+        server = await asyncio.start_unix_server(mute, path)
+        proxy = GrainProxy(returning(target).resolve, classifier=CLASSIFIER,
+                           kind=HostKind.SESSION, header_timeout=header_timeout)
+        transport = httpx.ASGITransport(app=proxy)  # type: ignore[arg-type]
+        async with server, httpx.AsyncClient(transport=transport,
+                                             base_url=f"http://{SESSION_HOST}") as c:
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            body = b"x" * 10 if method == "POST" else None
+            response = await c.request(method, "/wait", content=body)
+            elapsed = loop.time() - t0
+            await asyncio.wait_for(closed.wait(), 10)
+            return response, elapsed
+
+    response, elapsed = asyncio.run(main())
+    assert response.status_code == 504
+    assert "took too long" in response.text
+    assert header_timeout <= elapsed < header_timeout + 5
+    assert received and received[0].startswith(f"{method} /wait HTTP/1.1".encode())

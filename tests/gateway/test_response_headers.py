@@ -65,6 +65,8 @@ def test_api_response_headers() -> None:
         (b"vary", b"Accept"),
         (b"www-authenticate", b'Basic realm="x"'),
         (b"access-control-allow-origin", b"https://evil.example"),
+        (b"x-private", b"hop"),  # named in Connection below: a hop-by-hop header
+        (b"Connection", b"close, X-Private"),
     ]
     out = api_response_headers(raw)
     assert out == [

@@ -41,6 +41,9 @@ class HostMatch:
     origin: str = ""
 
 
+_CLASSIFIED_MAX = 4096
+"""Host header values whose class :meth:`HostClassifier.classify` remembers."""
+
 SCOPE_KEY = "sandhaven.host"
 """Key under which :class:`HostRouter` stores the :class:`HostMatch` in the ASGI scope."""
 
@@ -67,6 +70,7 @@ class HostClassifier:
             raise ValueError(f"Wildcard host {wildcard_host!r} must start with '*.'.")
         self.suffix = _strip_default_port(wildcard_host[1:].lower(), self.scheme)
         self.api_host = "api" + self.suffix
+        self._classified: dict[str, HostMatch] = {}
 
     def session_origin(self, label: str) -> str:
         """The public origin of session host ``label`` (``ui-<32 hex>``)."""
@@ -77,7 +81,22 @@ class HostClassifier:
         return f"{self.scheme}://{self.api_host}"
 
     def classify(self, host: str) -> HostMatch:
-        """Classify one ``Host`` header value (``name[:port]``, any case)."""
+        """Classify one ``Host`` header value (``name[:port]``, any case).
+
+        Results are remembered per exact header value of up to 255 characters (a
+        browser sends the same ``Host`` with every request of a session); the
+        memory holds at most :data:`_CLASSIFIED_MAX` values and starts over when
+        full."""
+        match = self._classified.get(host)
+        if match is None:
+            match = self._classify(host)
+            if len(host) <= 255:
+                if len(self._classified) >= _CLASSIFIED_MAX:
+                    self._classified.clear()
+                self._classified[host] = match
+        return match
+
+    def _classify(self, host: str) -> HostMatch:
         host = _strip_default_port(host.strip().lower(), self.scheme)
         if host == self.shell_host:
             return HostMatch(HostKind.SHELL, origin=self.shell_origin)

@@ -248,13 +248,19 @@ class GrainProxy:
                             chunked=chunked,
                         )
                 else:
-                    response = await _with_deadline(
-                        loop,
-                        self.header_timeout,
-                        self.pool.http.request(
+                    # The head deadline rides on the watch's timer: one timer
+                    # handle on the hot path instead of two.
+                    watch.head_by(loop.time() + self.header_timeout)
+                    try:
+                        response = await self.pool.http.request(
                             target.socket_path, scope["method"], request_target, headers
-                        ),
-                    )
+                        )
+                    except asyncio.CancelledError:
+                        if watch.expired and watch.owner.uncancel() == 0:  # type: ignore[union-attr]
+                            raise TimeoutError from None
+                        raise
+                    finally:
+                        watch.head_arrived()
             except TimeoutError:
                 await send_page(send, 504)
                 return
@@ -270,7 +276,9 @@ class GrainProxy:
                 return
             raise
         finally:
-            await watch.stop()
+            watch.stop_timer()
+            if watch.task is not None:
+                await watch.stop()
             if response is not None:
                 response.release()
             self.activity.request_finished(target)
@@ -351,30 +359,6 @@ class GrainProxy:
             self.activity.stream_closed(target)
 
 
-async def _with_deadline(loop: asyncio.AbstractEventLoop, seconds: float, awaitable: Any) -> Any:
-    """``await awaitable``, raising TimeoutError after ``seconds``. The hot-path
-    twin of ``asyncio.timeout`` (one timer handle, no context manager): it saves
-    a few microseconds on every bodiless request."""
-    task = asyncio.current_task()
-    assert task is not None
-    expired = False
-
-    def expire() -> None:
-        nonlocal expired
-        expired = True
-        task.cancel()
-
-    handle = loop.call_at(loop.time() + seconds, expire)
-    try:
-        return await awaitable
-    except asyncio.CancelledError:
-        if expired and task.uncancel() == 0:
-            raise TimeoutError from None
-        raise
-    finally:
-        handle.cancel()
-
-
 _WATCH_AFTER = 1.0
 """Seconds a request may wait on its grain before the browser's connection is watched."""
 
@@ -384,9 +368,16 @@ class _DisconnectWatch:
     waits on the grain. Watching means a task blocked in ``receive()``, so it
     starts only when needed (after :data:`_WATCH_AFTER` seconds without a
     response head, or when the body stalls) and only once the request body
-    has been read (``receive`` then has nothing else to deliver)."""
+    has been read (``receive`` then has nothing else to deliver).
 
-    __slots__ = ("receive", "loop", "body_state", "owner", "task", "timer", "gone")
+    It also keeps the deadline for the response head of a bodiless request
+    (:meth:`head_by`): past it the task is cancelled with ``expired`` set. That
+    deadline is armed only when the watch's own timer fires (or at once when it
+    is nearer than that timer), so a request answered within
+    :data:`_WATCH_AFTER` costs one timer handle."""
+
+    __slots__ = ("receive", "loop", "body_state", "owner", "task", "timer", "gone",
+                 "deadline", "deadline_timer", "expired")
 
     def __init__(
         self, receive: Any, loop: asyncio.AbstractEventLoop, body_state: dict[str, bool]
@@ -398,16 +389,43 @@ class _DisconnectWatch:
         self.task: asyncio.Task[None] | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.gone = False
+        self.deadline: float | None = None
+        self.deadline_timer: asyncio.TimerHandle | None = None
+        self.expired = False
 
     def start_later(self, delay: float) -> None:
         self.timer = self.loop.call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:
         self.timer = None
+        self._arm_deadline()
         if self.body_state["done"]:
             self.start()
         else:  # still uploading: the body reader sees a disconnect by itself
             self.start_later(_WATCH_AFTER)
+
+    def head_by(self, deadline: float) -> None:
+        """Cancel the owner (``expired`` set) unless :meth:`head_arrived` is called
+        before ``deadline`` (the loop's clock, seconds)."""
+        self.deadline = deadline
+        if self.timer is None or deadline - self.loop.time() < _WATCH_AFTER:
+            self._arm_deadline()
+
+    def head_arrived(self) -> None:
+        self.deadline = None
+        if self.deadline_timer is not None:
+            self.deadline_timer.cancel()
+            self.deadline_timer = None
+
+    def _arm_deadline(self) -> None:
+        if self.deadline is not None and self.deadline_timer is None:
+            self.deadline_timer = self.loop.call_at(self.deadline, self._expire)
+
+    def _expire(self) -> None:
+        self.deadline_timer = None
+        if self.deadline is not None and self.owner is not None:
+            self.expired = True
+            self.owner.cancel()
 
     def start(self) -> None:
         if self.task is None and self.body_state["done"]:
@@ -419,10 +437,14 @@ class _DisconnectWatch:
             self.gone = True
             self.owner.cancel()
 
-    async def stop(self) -> None:
+    def stop_timer(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        self.head_arrived()
+
+    async def stop(self) -> None:
+        self.stop_timer()
         task = self.task
         if task is not None and not task.done():
             task.remove_done_callback(self._on_disconnect)

@@ -79,7 +79,20 @@ SANDBOX_HOST = "sandbox"
 
 
 def filter_cookies(value: str) -> str:
-    """``Cookie`` header value without the platform's cookies; ``""`` when none is left."""
+    """``Cookie`` header value without the platform's cookies; ``""`` when none is left.
+    Values up to 1 KiB are remembered (a browser sends the same cookies with
+    request after request); longer ones are not, so the memory stays bounded."""
+    if len(value) <= 1024:
+        return _filter_cookies_cached(value)
+    return _filter_cookies(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _filter_cookies_cached(value: str) -> str:
+    return _filter_cookies(value)
+
+
+def _filter_cookies(value: str) -> str:
     kept = []
     for part in value.split(";"):
         part = part.strip()

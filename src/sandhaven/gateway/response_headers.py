@@ -90,11 +90,10 @@ def session_csp(session_origin: str, shell_origin: str) -> str:
     )
 
 
-def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
-    tokens: set[bytes] = set()
-    for name, value in headers:
-        if name.lower() == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
+def _connection_tokens(value: bytes, tokens: set[bytes] | None) -> set[bytes]:
+    """``tokens`` (made when ``None``) with the names listed in one ``Connection`` value."""
+    tokens = set() if tokens is None else tokens
+    tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
     return tokens
 
 
@@ -109,25 +108,25 @@ def rewrite_set_cookie(value: bytes) -> bytes | None:
     return b";".join(kept)
 
 
-def _bad(value: bytes) -> bool:
-    return b"\r" in value or b"\n" in value or b"\x00" in value
-
-
 def session_response_headers(raw: Iterable[tuple[bytes, bytes]], csp: bytes) -> Headers:
     """Headers for the browser on a session host; ``raw`` as received from the grain
-    (any name case), ``csp`` from :func:`session_csp` (encoded)."""
-    raw = list(raw)
-    extra_hop = _connection_tokens(raw)
+    (any name case), ``csp`` from :func:`session_csp` (encoded). One pass over
+    ``raw`` (this runs for every response): headers named in ``Connection`` are
+    taken out at the end, in the rare case there are any."""
     out: Headers = []
+    extra_hop: set[bytes] | None = None
     for name, value in raw:
         name = name.lower()
         if (
             name in DROPPED
             or name.startswith(DROPPED_PREFIXES)
-            or name in extra_hop
             or name == b"www-authenticate"
-            or _bad(value)
+            or b"\r" in value
+            or b"\n" in value
+            or b"\x00" in value
         ):
+            if name == b"connection":
+                extra_hop = _connection_tokens(value, extra_hop)
             continue
         if name == b"set-cookie":
             rewritten = rewrite_set_cookie(value)
@@ -135,6 +134,8 @@ def session_response_headers(raw: Iterable[tuple[bytes, bytes]], csp: bytes) -> 
                 continue
             value = rewritten
         out.append((name, value))
+    if extra_hop:
+        out = [(n, v) for n, v in out if n not in extra_hop]
     out.append((b"content-security-policy", csp))
     out.append((b"referrer-policy", b"same-origin"))
     return out
@@ -143,24 +144,30 @@ def session_response_headers(raw: Iterable[tuple[bytes, bytes]], csp: bytes) -> 
 def api_response_headers(raw: Iterable[tuple[bytes, bytes]]) -> Headers:
     """Headers for an API client: no cookies, ``Access-Control-Allow-Origin: *``,
     ``Vary: Authorization`` (added to the grain's Vary), CSP ``default-src 'none'; sandbox``."""
-    raw = list(raw)
-    extra_hop = _connection_tokens(raw)
     out: Headers = []
     vary: list[bytes] = []
+    extra_hop: set[bytes] | None = None
     for name, value in raw:
         name = name.lower()
         if (
             name in DROPPED
             or name.startswith(DROPPED_PREFIXES)
-            or name in extra_hop
             or name == b"set-cookie"
-            or _bad(value)
+            or b"\r" in value
+            or b"\n" in value
+            or b"\x00" in value
         ):
+            if name == b"connection":
+                extra_hop = _connection_tokens(value, extra_hop)
             continue
         if name == b"vary":
             vary.append(value)
             continue
         out.append((name, value))
+    if extra_hop:
+        out = [(n, v) for n, v in out if n not in extra_hop]
+        if b"vary" in extra_hop:
+            vary = []
     if not any(b"authorization" in v.lower() for v in vary):
         vary.append(b"Authorization")
     out.append((b"vary", b", ".join(vary)))
