@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from sandhaven.backup.service import GrainBackups
 from sandhaven.catalog.service import CatalogService
 from sandhaven.catalog.signing import default_public_key
@@ -34,6 +36,8 @@ from sandhaven.sandbox.spec import Limits
 from sandhaven.store import Store, utcnow
 from sandhaven.store.secrets import server_secret
 from sandhaven.supervisor import Supervisor, SupervisorConfig
+
+log = structlog.get_logger("sandhaven.services")
 
 
 @dataclass(frozen=True)
@@ -85,10 +89,14 @@ class Services:
             "/apps/upload": packages.limits.max_spk_bytes + 64 * 1024,
         })
         source = settings.get("catalog.source")
-        services.extra["catalog"] = CatalogService(
+        catalog = CatalogService(
             load_catalog_source(source, settings.data_dir), packages,
             public_key=settings.get("catalog.key") or (
                 "" if source else default_public_key(Path(settings.data_dir) / "app-keys")))
+        if not catalog.public_key:
+            log.warning("catalog_unsigned", source=catalog.source.location,
+                        fix="set catalog.key to the catalog's public key")
+        services.extra["catalog"] = catalog
         grains = Grains(store, settings.data_dir, packages.packages_dir, None,
                         Limits.from_settings(settings), settings.grains_trash_days,
                         volumes=storage.volumes, encrypted=storage.encrypted)

@@ -13,6 +13,7 @@ from sandhaven.config import load_settings
 from sandhaven.errors import CatalogError, ConfigError
 from sandhaven.packages.keys import read_key_file
 from tests.catalog.conftest import edit_index, hello_recipe
+from tests.conftest import login_as
 
 
 def signed_shell(make_shell, catalog, key):  # type: ignore[no-untyped-def]
@@ -37,6 +38,22 @@ def test_a_signed_index_is_accepted_and_any_change_refused(make_shell, catalog_d
     (catalog_dir / "index.json.sig").unlink()
     with pytest.raises(CatalogError, match="'index.json.sig' is missing"):
         signed_shell(make_shell, catalog_dir, key).catalog.listing()
+
+
+def test_admins_are_told_when_the_index_is_not_checked(make_shell, catalog_dir,
+                                                     built_catalog):
+    notice = "index is not checked against a catalog key"
+    services, client = make_shell(**{"catalog.source": str(catalog_dir)})
+    login_as(client, services, "ada@example.org", "Ada", admin=True)
+    assert notice in client.get("/market").text
+    login_as(client, services, "bob@example.org", "Bob", admin=False)
+    page = client.get("/market")
+    assert "Hello" in page.text and notice not in page.text  # nothing a user can act on
+    key = read_key_file(built_catalog.parent / "keys" / "catalog.key").app_id
+    services, client = make_shell(**{"catalog.source": str(catalog_dir), "catalog.key": key})
+    login_as(client, services, "ada@example.org", "Ada", admin=True)
+    page = client.get("/market")
+    assert page.status_code == 200 and "Hello" in page.text and notice not in page.text
 
 
 def test_the_default_catalog_is_checked_with_the_key_beside_it(make_shell, tmp_path):

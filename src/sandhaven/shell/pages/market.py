@@ -39,7 +39,7 @@ def _market(request: Request, status: int = 200, q: str = "", category: str = ""
         error, status = error or str(exc), 502
     return render(request, "market.html", status=status, title="App market", section="market",
                   apps=apps, categories=categories, q=q, category=category, error=error,
-                  source=catalog.source.location,
+                  source=catalog.source.location, signed=bool(catalog.public_key),
                   updates=[m for m in apps if m.state == "update"] if not (q or category)
                   else [], **ctx)
 
