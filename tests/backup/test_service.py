@@ -261,6 +261,15 @@ def test_an_encrypted_backup_opens_with_gpg_and_restores_with_its_passphrase(
                                      headers={"Sandhaven-Backup-Passphrase": "not it at all"})
     assert wrong.status_code == 400 and "passphrase does not open" in (
         wrong.json()["error"]["message"])
+    # Cut short or damaged past the session key: what that means, not gpg's words.
+    for damaged in (got.content[: len(got.content) // 2],
+                    got.content[:-40] + bytes(b ^ 0x5A for b in got.content[-40:])):
+        cut = grain_server.client.post("/api/v1/grains/restore", content=damaged,
+                                       headers={"Sandhaven-Backup-Passphrase":
+                                                "correct%20horse%20%E2%98%83"})
+        assert cut.status_code == 400
+        assert cut.json()["error"]["message"] == (
+            "The encrypted backup is damaged or incomplete: it cannot be decrypted.")
     garbled = grain_server.client.post("/api/v1/grains/restore", content=got.content,
                                        headers={"Sandhaven-Backup-Passphrase": "%ff%fe%fd"})
     assert garbled.status_code == 400 and "percent-encoded" in (

@@ -17,7 +17,11 @@ import subprocess
 import tempfile
 from typing import BinaryIO
 
+import structlog
+
 from sandhaven.errors import BadBackup, SandhavenError
+
+log = structlog.get_logger("sandhaven.backup")
 
 #: The first byte of an OpenPGP message made by ``encrypt``: a symmetric-key
 #: encrypted session key packet (tag 3) in the old (0x8c) or new (0xc3) format.
@@ -61,7 +65,11 @@ def decrypt(src: BinaryIO, dst: BinaryIO, passphrase: str) -> None:
         if "bad session key" in exc.stderr.lower():
             raise BadBackup("The passphrase does not open this backup (or it is damaged)."
                             ) from None
-        raise BadBackup(f"The encrypted backup cannot be read: {exc.detail}") from None
+        # gpg's own words ("block_filter: 1st length byte missing", "exit 2") say
+        # nothing to a person; they go to the log, the person gets what it means.
+        log.info("backup_decrypt_failed", gpg=exc.detail)
+        raise BadBackup("The encrypted backup is damaged or incomplete: it cannot be "
+                        "decrypted.") from None
 
 
 class _GpgFailed(SandhavenError):
