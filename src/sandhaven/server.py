@@ -44,7 +44,7 @@ from sandhaven.gateway import (
     UpstreamPool,
 )
 from sandhaven.gateway.resolvers import ApiResolver, SessionInit, SessionResolver
-from sandhaven.gateway.tuning import tune_gc
+from sandhaven.gateway.tuning import tune_gc, tune_malloc
 from sandhaven.identity import ratelimit
 from sandhaven.identity.setup import SETUP_MINUTES
 from sandhaven.services import Services
@@ -273,6 +273,7 @@ def serve(settings: Settings) -> int:
                                 timeout_graceful_shutdown=10)
         server = _Server(config, settings, services)
         tune_gc()  # everything loaded at start is out of the collector's sight
+        tune_malloc()  # streamed bodies reuse heap memory instead of fresh mappings
         # uvicorn re-raises the signal that stopped it once shutdown is done; with these
         # handlers in place that re-raise is a no-op and a requested stop exits 0.
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -36,7 +36,7 @@ from sandhaven.gateway import (
     UpstreamPool,
 )
 from sandhaven.gateway.coalesce import CoalescingHttpToolsProtocol
-from sandhaven.gateway.tuning import tune_gc
+from sandhaven.gateway.tuning import tune_gc, tune_malloc
 
 SESSION_IDENTITY = Identity(
     user_id="0ba26e59c64ec75dedbc11679f267a40",
@@ -183,6 +183,7 @@ def main() -> None:
     server = uvicorn.Server(config)
     sock = socket.socket(fileno=args.fd)
     tune_gc()
+    tune_malloc()
     try:
         import uvloop
 
