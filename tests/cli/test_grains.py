@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -83,16 +85,28 @@ def test_backup_refuses_while_the_server_holds_the_data_dir(data_with_grain, tmp
 @pytest.mark.parametrize("content,code,message", [
     (b"not a zip at all", 20, "not a complete zip"),
     (None, 2, "Cannot read"),
+    ("/dev/zero", 20, "must be a regular file"),  # endless: refused before reading
+    ("fifo", 20, "must be a regular file"),
 ])
 def test_restore_of_a_bad_file_says_why(data_with_grain, capsys, tmp_path, content, code,
                                         message):
     data, _ = data_with_grain
     path = tmp_path / "in.zip"
-    if content is not None:
+    holder = None
+    if content == "/dev/zero":
+        path = Path(content)
+    elif content == "fifo":
+        os.mkfifo(path)
+        holder = os.open(path, os.O_RDWR)  # a writer, so that opening to read does not wait
+    elif content is not None:
         path.write_bytes(content)
     before = sorted(p.name for p in (data / "grains").iterdir())
-    got, _, err = run(capsys, "grain", "restore", path, "--owner", "ann@example.org",
-                      "--data-dir", data)
+    try:
+        got, _, err = run(capsys, "grain", "restore", path, "--owner", "ann@example.org",
+                          "--data-dir", data)
+    finally:
+        if holder is not None:
+            os.close(holder)
     assert got == code and message in err and err.count("\n") == 1
     assert sorted(p.name for p in (data / "grains").iterdir()) == before
 

@@ -14,6 +14,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import stat
 import tempfile
 import unicodedata
 from collections.abc import Callable
@@ -143,6 +144,9 @@ class GrainBackups:
         AppNeeded (the app is not installed at the backup's version or newer),
         StorageFull (quota or disk), SandboxUnavailable. Nothing is left behind on
         failure."""
+        if not stat.S_ISREG(os.fstat(backup.fileno()).st_mode):
+            raise BadBackup("A backup must be a regular file (a zip archive, or one "
+                            "encrypted with a passphrase); this is a device, pipe or directory.")
         if await asyncio.to_thread(encryption.is_encrypted, backup):
             if not passphrase:
                 raise BadBackup("This backup is encrypted: give its passphrase.")
