@@ -4,8 +4,10 @@ mode (sealed start, wrong passphrase refused, right one unseals, grains open).""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -116,4 +118,68 @@ def test_passphrase_mode_starts_sealed_and_unseals_with_the_right_passphrase(roo
             assert api.get("/").json()["note"] == "kept"
     finally:
         assert stop_server(server) == 0
+    assert mounts_under(root) == []
+
+
+def gocryptfs_processes(data_dir: Path) -> list[int]:
+    """PIDs of gocryptfs processes serving a volume under ``data_dir``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[0].endswith(b"gocryptfs") and any(str(data_dir).encode() in a for a in argv):
+            found.append(int(proc.name))
+    return found
+
+
+def test_a_server_killed_with_sigkill_leaves_no_plaintext_mounted(root):
+    """The gocryptfs daemons end with the server however it ends: a SIGKILL leaves
+    no mount of the private area or of a running grain's volume, and no daemon
+    holding a key. The next start opens the same content."""
+    data, run = root / "data", root / "run"
+    assert sandhaven("keys", "init", data_dir=data).returncode == 0
+    spk = build_hello(root, SigningKey.generate())
+    server = start_server(data, "--sandbox-runtime-dir", str(run))
+    try:
+        app_id = sandhaven("install", str(spk), data_dir=data).stdout.strip().rsplit(
+            "(app ", 1)[1].rstrip(")")
+        assert sandhaven("user", "add", "a@example.org", "--name", "A",
+                         data_dir=data).returncode == 0
+        token = sandhaven("token", "create", "a@example.org", data_dir=data).stdout.strip()
+        with server.client(headers={"Authorization": f"Bearer {token}"}) as c:
+            gid = c.post("/api/v1/grains", json={"app_id": app_id, "action": "note",
+                                                 "title": "Killed"}).json()["id"]
+            grain_token = c.post(f"/api/v1/grains/{gid}/api-tokens", json={"role": 0}).json()
+        api = {"Host": f"api.localhost:{server.port}",
+               "Authorization": f"Bearer {grain_token['token']}"}
+        with httpx.Client(base_url=server.url, timeout=60, headers=api) as client:
+            assert client.post("/", content="still here").status_code == 200
+        points = mounts_under(data) + mounts_under(run)
+        assert len(points) == 2  # the private area and the running grain's volume
+        assert len(gocryptfs_processes(data)) == 2
+
+        server.process.kill()
+        server.process.wait(30)
+        deadline = time.monotonic() + 10
+        while mounts_under(data) + mounts_under(run) or gocryptfs_processes(data):
+            assert time.monotonic() < deadline, (
+                f"left behind: {mounts_under(data) + mounts_under(run)}, "
+                f"{gocryptfs_processes(data)}")
+            time.sleep(0.05)
+        for point in points:  # what is left there is the empty mount point
+            assert not Path(point).exists() or os.listdir(point) == []
+    finally:
+        stop_server(server)
+
+    again = start_server(data, "--sandbox-runtime-dir", str(run))
+    try:
+        with httpx.Client(base_url=again.url, timeout=60, headers={
+                **api, "Host": f"api.localhost:{again.port}"}) as client:
+            assert client.get("/").json()["note"] == "still here"
+    finally:
+        assert stop_server(again) == 0
     assert mounts_under(root) == []

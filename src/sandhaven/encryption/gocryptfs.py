@@ -7,20 +7,37 @@ scrypt's stretching buys nothing and would cost every mount ~0.5 s at the defaul
 The password reaches gocryptfs on its standard input (never a command line,
 which ``/proc`` shows to everyone).
 
+Each mounted volume is one gocryptfs process in the foreground (``-fg``) under
+a keeper: a ``/bin/sh`` started through ``setpriv --pdeathsig TERM``
+(util-linux) by one thread that lives as long as this process. When this
+process dies, even by SIGKILL, the kernel sends the keeper SIGTERM, the keeper
+passes it to gocryptfs, and gocryptfs unmounts (lazily when busy) and exits:
+no plaintext stays mounted behind a killed server. The keeper exists because
+the kernel forgets a parent-death signal whenever a thread's credentials
+change, and gocryptfs switches its threads' file-system uid to each caller's
+under ``allow_other`` (credentials(7), ``commit_creds``); the shell's never
+change. (A parent-death signal follows the *thread* that started the child,
+hence the one long-lived thread.)
+
 Every function raises EncryptionError with one line naming what is wrong.
 """
 
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import contextlib
 import ctypes
 import ctypes.util
 import os
+import queue
 import shutil
 import subprocess
 import tempfile
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 from sandhaven.errors import EncryptionError
 
@@ -32,13 +49,17 @@ _MNT_DETACH = 2
 def check_host(binary: str, fuse_device: str = "/dev/fuse") -> str:
     """The full path of the gocryptfs binary, once FUSE is usable.
 
-    Raises EncryptionError: gocryptfs missing, FUSE device missing or unusable.
+    Raises EncryptionError: gocryptfs or setpriv missing, FUSE device missing or
+    unusable.
     """
     found = shutil.which(binary)
     if found is None:
         raise EncryptionError(
             f"gocryptfs is not installed (setting 'storage.gocryptfs' is {binary!r}): "
             "install the Debian package gocryptfs (apt-get install gocryptfs fuse3).")
+    if shutil.which("setpriv") is None:
+        raise EncryptionError("setpriv is not installed: install the Debian package "
+                              "util-linux (apt-get install util-linux).")
     try:
         fd = os.open(fuse_device, os.O_RDWR | os.O_CLOEXEC)
     except OSError as exc:
@@ -51,8 +72,8 @@ def check_host(binary: str, fuse_device: str = "/dev/fuse") -> str:
 
 
 def _run(argv: list[str], password: bytes) -> tuple[int, str]:
-    """Run gocryptfs with the password on stdin. Its mount daemon inherits stdout and
-    stderr, so they go to /dev/null and a file: pipes would never reach EOF."""
+    """Run gocryptfs to completion (``-init``) with the password on stdin; returns
+    (exit status, last line of its errors)."""
     with tempfile.TemporaryFile() as err:
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -86,17 +107,122 @@ def init(binary: str, cipher_dir: Path, password: bytes) -> None:
                               f"{err or f'exit status {code}'}.")
 
 
+class _Spawner:
+    """Starts processes from one daemon thread that lives as long as the process,
+    so that their parent-death signal fires only when the process dies."""
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], list[str],
+                                                dict[str, Any]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name="gocryptfs-spawner",
+                                                daemon=True)
+                self._thread.start()
+        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._requests.put((done, argv, kwargs))
+        return done.result()  # type: ignore[no-any-return]
+
+    def _serve(self) -> None:
+        while True:
+            done, argv, kwargs = self._requests.get()
+            try:
+                done.set_result(subprocess.Popen(argv, **kwargs))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                done.set_exception(exc)
+
+
+_spawner = _Spawner()
+_daemons: dict[str, subprocess.Popen[bytes]] = {}  # mount point (real path) -> daemon
+_daemons_lock = threading.Lock()
+
+
+def _reap(mountpoint: Path, timeout: float) -> None:
+    """Wait for the daemon of ``mountpoint`` (if this process started one) to exit,
+    killing it after ``timeout`` seconds; no zombie stays behind."""
+    with _daemons_lock:
+        proc = _daemons.pop(os.path.realpath(mountpoint), None)
+    if proc is None:
+        return
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+_KEEPER = (
+    # stdin (the password) goes to gocryptfs explicitly: a background job's is
+    # /dev/null otherwise. A TERM or INT for the keeper goes on to gocryptfs,
+    # whose exit status becomes the keeper's.
+    'exec 3<&0; "$@" 0<&3 3<&- & child=$!; exec 3<&- 0</dev/null; '
+    'trap \'kill -TERM "$child" 2>/dev/null\' TERM INT; '
+    'wait "$child"; code=$?; '
+    'while kill -0 "$child" 2>/dev/null; do wait "$child"; code=$?; done; '
+    'exit "$code"'
+)
+
+
+def _start_daemon(argv: list[str], password: bytes, mountpoint: Path) -> tuple[int, str]:
+    """Start the foreground gocryptfs of ``argv`` and return (0, "") once
+    ``mountpoint`` is mounted, or (exit status, last line of its errors) when it
+    exits first. Raises EncryptionError when it cannot start or hangs."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        raise EncryptionError("setpriv is not installed: install the Debian package "
+                              "util-linux (apt-get install util-linux).")
+    with tempfile.TemporaryFile() as err:
+        try:
+            proc = _spawner.popen([setpriv, "--pdeathsig", "TERM", "--", "/bin/sh", "-c",
+                                   _KEEPER, "sandhaven-gocryptfs-keeper", *argv],
+                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                  stderr=err, close_fds=True)
+        except OSError as exc:
+            raise EncryptionError(f"gocryptfs cannot run ({argv[0]}: {exc.strerror}).") from None
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(base64.b64encode(password) + b"\n")
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        # Ready when the mount is listed (~20 ms); reading the mount table does
+        # not touch the new file system, so nothing waits on its daemon here.
+        deadline = time.monotonic() + TIMEOUT
+        while not _listed(mountpoint):
+            code = proc.poll()
+            if code is not None:
+                err.seek(0)
+                lines = err.read().decode(errors="replace").strip().splitlines()
+                return code, (lines[-1] if lines else "")
+            if time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                raise EncryptionError(f"gocryptfs did not mount {mountpoint} in "
+                                      f"{TIMEOUT:.0f} s.")
+            time.sleep(0.001)
+    with _daemons_lock:
+        _daemons[os.path.realpath(mountpoint)] = proc
+    return 0, ""
+
+
 def mount(binary: str, cipher_dir: Path, mountpoint: Path, password: bytes, *,
           allow_other: bool) -> None:
     """Mount the volume at ``mountpoint`` (an empty directory, made if needed) and
     check that it is a mount point. ``allow_other`` lets other uids in (the grain's,
     when the server is root); the kernel then checks file modes (gocryptfs adds
-    ``default_permissions``) and files are created as their caller."""
+    ``default_permissions``) and files are created as their caller. The daemon
+    is a child of this process and ends with it (see the module's notes)."""
     mountpoint.mkdir(mode=0o700, parents=True, exist_ok=True)
-    argv = [binary, "-q", "-noprealloc", "-nosyslog"]
+    _reap(mountpoint, 0)  # a daemon of an earlier mount here that has died
+    argv = [binary, "-fg", "-q", "-noprealloc", "-nosyslog"]
     if allow_other:
         argv.append("-allow_other")
-    code, err = _run([*argv, "--", str(cipher_dir), str(mountpoint)], password)
+    code, err = _start_daemon([*argv, "--", str(cipher_dir), str(mountpoint)], password,
+                              mountpoint)
     if code == 12:
         raise EncryptionError(f"The volume {cipher_dir} does not open with its key "
                               "(gocryptfs: password incorrect).")
@@ -128,6 +254,7 @@ def unmount(mountpoint: Path) -> None:
     """Unmount (``fusermount3 -u``; a lazy detach when busy or when the daemon
     died). No-op when nothing is mounted there."""
     if not _listed(mountpoint):
+        _reap(mountpoint, 0)
         return
     tool = shutil.which("fusermount3") or shutil.which("fusermount")
     if tool is not None:
@@ -135,6 +262,7 @@ def unmount(mountpoint: Path) -> None:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               check=False, timeout=TIMEOUT)
         if done.returncode == 0 and not _listed(mountpoint):
+            _reap(mountpoint, TIMEOUT)  # gocryptfs exits once unmounted
             return
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     if libc.umount2(str(mountpoint).encode(), _MNT_DETACH) != 0 and tool is not None:
@@ -143,3 +271,4 @@ def unmount(mountpoint: Path) -> None:
                        timeout=TIMEOUT)
     if _listed(mountpoint):
         raise EncryptionError(f"{mountpoint} cannot be unmounted.")
+    _reap(mountpoint, TIMEOUT)
