@@ -184,6 +184,48 @@ def test_the_alarm_acts_at_start_and_at_each_expiry():
     assert len(acted) == 2 and acted[0] < soon <= acted[1]
 
 
+def test_the_alarm_acts_when_its_timer_fires_a_hair_before_the_expiry():
+    """The loop's timer may fire just before the wall clock reaches the expiry; the
+    link must still be acted on, though ``next_expiry`` (which lists only future
+    expiries) no longer names it."""
+    import asyncio
+
+    from sandhaven.grains.expiry import ExpiryAlarm
+
+    acted: list[datetime] = []
+    soon = utcnow() + timedelta(seconds=0.2)
+    tricked: list[bool] = []
+    done = asyncio.Event()
+
+    def now() -> datetime:
+        real = utcnow()
+        if real >= soon and not tricked:  # the first reading at the expiry is early
+            tricked.append(True)
+            return soon - timedelta(milliseconds=1)
+        return real
+
+    def expired() -> None:
+        acted.append(utcnow())
+        if len(acted) == 2:
+            loop.call_soon_threadsafe(done.set)
+
+    async def main() -> None:
+        alarm = ExpiryAlarm(lambda: soon if soon > utcnow() else None, expired,
+                            lambda wake: (lambda: None), now)
+        task = asyncio.create_task(alarm.run())
+        await asyncio.wait_for(done.wait(), timeout=10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert tricked and len(acted) == 2 and soon <= acted[1]
+
+
 @pytest.mark.parametrize("steps", range(6))
 def test_the_alarm_stops_when_cancelled_as_it_is_woken(steps):
     """A cancellation arriving as the alarm wakes must still stop it (the server

@@ -118,7 +118,15 @@ class ExpiryAlarm:
                     async with asyncio.timeout(wait):
                         await woken.wait()
                 except TimeoutError:
-                    if at is not None and at <= self.now():
+                    if at is not None:
+                        # The loop's timer can fire a little before the wall clock
+                        # reaches ``at`` (it counts in milliseconds, on another
+                        # clock); ``next_expiry`` would then skip this link as no
+                        # longer in the future. Wait out the rest and act.
+                        remaining = (at - self.now()).total_seconds()
+                        while remaining > 0:
+                            await asyncio.sleep(remaining + 0.001)
+                            remaining = (at - self.now()).total_seconds()
                         await act()
         finally:
             unsubscribe()
