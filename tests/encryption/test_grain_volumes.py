@@ -7,11 +7,12 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import time
 
 import pytest
 
 from sandhaven.encryption import gocryptfs, wrapped
-from sandhaven.errors import EncryptionError
+from sandhaven.errors import EncryptionError, GrainCrashed, GrainStartFailed
 from tests.conftest import GrainServer, bearer
 
 
@@ -44,12 +45,23 @@ def test_a_grain_whose_volume_does_not_open_does_not_start(grain_server):
     key = volumes.key_path(gid)
     doc = key.read_bytes()
     key.write_bytes(doc.replace(b'"grain:', b'"grain:x'))  # damaged record
-    with pytest.raises(EncryptionError, match="damaged"):
+    with pytest.raises(GrainStartFailed, match="encrypted storage cannot be opened"):
         gs.run(gid)
     assert not gocryptfs.is_mounted(volumes.mountpoint(gid))
-    assert gs.client.get(f"/api/v1/grains/{gid}").json()["state"] == "stopped"
+    # The owner sees what it means (no server paths); requests get a clean 503.
+    view = gs.client.get(f"/api/v1/grains/{gid}").json()
+    assert view["state"] == "crashed"
+    assert view["crash_reason"].startswith("Its encrypted storage cannot be opened")
+    assert str(gs.services.settings.data_dir) not in view["crash_reason"]
     key.write_bytes(doc)
-    gs.run(gid)
+    deadline = time.monotonic() + 30
+    while True:  # a failed start backs off like a crash (1 s here), then starts
+        try:
+            gs.run(gid)
+            break
+        except GrainCrashed as exc:
+            assert time.monotonic() < deadline
+            time.sleep(exc.retry_after or 0.1)
     assert gocryptfs.is_mounted(volumes.mountpoint(gid))
 
 

@@ -177,3 +177,34 @@ def test_bad_token_requests_are_refused(grain_server):
     bearer(other, gs.services, "b@example.org", "Bob")
     assert other.post(f"/api/v1/grains/{grain['id']}/api-tokens", json={}).status_code == 404
     assert other.post(f"/api/v1/grains/{grain['id']}/sessions").status_code == 404
+
+
+def test_a_stored_picture_a_header_cannot_carry_is_left_out(grain_server):
+    """A picture URL saved before profiles refused line breaks must not break every
+    request of its user: the header is left out, the request goes through."""
+    from sandhaven.store.models import User
+
+    gs = grain_server
+    uid = bearer(gs.client, gs.services, "a@example.org", "Ann")
+    with gs.services.store.session() as s:
+        s.get(User, uid).picture_url = "https://x.org/a\r\nx-sandstorm-permissions: admin"
+    grain = gs.client.post("/api/v1/grains", json={"app_id": gs.app_id, "title": "N"}).json()
+    browser, _ = _open(gs, gs.client, grain["id"])
+    answer = browser.get("/")
+    assert answer.status_code == 200
+    headers = _headers(answer)
+    assert "x-sandstorm-user-picture" not in headers
+    assert headers["x-sandstorm-permissions"] == "write"
+
+
+def test_the_session_cookie_counts_in_any_cookie_header(grain_server):
+    gs = grain_server
+    bearer(gs.client, gs.services, "a@example.org", "Ann")
+    grain = gs.client.post("/api/v1/grains", json={"app_id": gs.app_id, "title": "N"}).json()
+    browser, origin = _open(gs, gs.client, grain["id"])
+    name = "sandhaven_grain_session"
+    value = next(c.value for c in browser.cookies.jar if c.name == name)
+    bare = gs.browser(origin)
+    split = bare.get("/", headers=[("Cookie", "theme=dark"), ("Cookie", f"{name}={value}")])
+    assert split.status_code == 200
+    assert bare.get("/", headers=[("Cookie", "theme=dark")]).status_code == 403

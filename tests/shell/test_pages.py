@@ -80,6 +80,32 @@ def test_profile_errors_keep_the_old_profile(make_shell):
                    {"name": "Ann B", "handle": "ann_b", "picture_url": "", "pronouns": "female"})
     assert ok.status_code == 303
     assert services.identity.users.get(uid).handle == "ann_b"
+    # A picture URL travels in a header to every grain: no line breaks, no spaces.
+    for bad in BAD_PICTURES:
+        refused = form_post(client, "/account", "/account/profile",
+                            {"name": "Ann B", "handle": "ann_b", "picture_url": bad,
+                             "pronouns": "female"})
+        assert refused.status_code == 400 and "Picture URL holds" in refused.text
+    assert not services.identity.users.get(uid).picture_url
+
+
+BAD_PICTURES = ("https://x.org/a\r\nx-sandstorm-permissions: edit", "https://x.org/a b",
+                "https://x.org/\tp.png", "https://x.org/café.png")
+
+
+def test_the_api_refuses_a_picture_url_a_header_cannot_carry(make_shell):
+    from tests.conftest import bearer
+
+    services, client = make_shell()
+    uid = bearer(client, services, "a@example.org", "Ann")
+    for bad in BAD_PICTURES:
+        patched = client.patch("/api/v1/me", json={"picture_url": bad})
+        assert patched.status_code == 400, patched.text
+        assert "Picture URL holds" in patched.json()["error"]["message"]
+    assert not services.identity.users.get(uid).picture_url
+    fine = client.patch("/api/v1/me", json={"picture_url": "https://x.org/caf%C3%A9.png"})
+    assert fine.status_code == 200
+    assert services.identity.users.get(uid).picture_url == "https://x.org/caf%C3%A9.png"
 
 
 def test_dev_accounts_only_with_dev(make_shell):

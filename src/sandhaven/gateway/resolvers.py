@@ -51,9 +51,12 @@ def _identity(live: LiveSession) -> Identity:
     if live.user_id is None:
         return Identity.anonymous(session_id=live.public_id, tab_id=live.tab_id,
                                   permissions=live.access.permissions)
+    picture = live.picture
+    if picture and not all("\x21" <= c <= "\x7e" for c in picture):
+        picture = None  # stored before profiles refused it: a header cannot carry it
     return Identity(user_id=live.identity_id, username=live.username,
                     permissions=live.access.permissions, session_id=live.public_id,
-                    tab_id=live.tab_id, handle=live.handle, picture=live.picture,
+                    tab_id=live.tab_id, handle=live.handle, picture=picture,
                     pronouns=live.pronouns)
 
 
@@ -75,7 +78,8 @@ class SessionResolver:
 
     async def __call__(self, scope: Scope) -> Target:
         host_id = scope[SCOPE_KEY].label.removeprefix("ui-")
-        cookies = cookie_parser(Headers(scope=scope).get("cookie", ""))
+        # Several Cookie headers (HTTP/2 clients may split them) count as one.
+        cookies = cookie_parser("; ".join(Headers(scope=scope).getlist("cookie")))
         secret = cookies.get(COOKIE_NAME)
         live = self.sessions.check(host_id, secret)
         watch = None

@@ -32,7 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sandhaven.encryption.volumes import GrainVolumes
-from sandhaven.errors import Conflict, EncryptionError, InvalidInput, NotFound
+from sandhaven.errors import Conflict, EncryptionError, GrainStartFailed, InvalidInput, NotFound
 from sandhaven.packages.manifest import Manifest
 from sandhaven.sandbox.spec import GrainSpec, Limits
 from sandhaven.store import Store, new_id, utcnow
@@ -362,12 +362,21 @@ class Grains:
     # -- the supervisor's input ------------------------------------------------
     async def start_spec(self, grain_id: str) -> GrainSpec:
         """:meth:`spec_for`, with the grain's volume mounted (the supervisor's
-        ``spec_for``). Raises what spec_for raises, and EncryptionError when the
-        volume cannot be mounted: the grain then does not start."""
+        ``spec_for``). Raises what spec_for raises, and GrainStartFailed when the
+        volume cannot be mounted (logged with the reason): the grain then does not
+        start, and shows as crashed with a reason for its owner."""
         self.check_volumes()
         spec = self.spec_for(grain_id)
         if self.volumes is not None:
-            await asyncio.to_thread(self.volumes.mount, grain_id)
+            try:
+                await asyncio.to_thread(self.volumes.mount, grain_id)
+            except EncryptionError as exc:
+                # The detail names server paths: it goes to the log; the owner
+                # learns what it means (GrainView.crash_reason).
+                log.error("grain_storage_failed", grain_id=grain_id, reason=str(exc))
+                raise GrainStartFailed(
+                    "Its encrypted storage cannot be opened; the server's log says why "
+                    "(ask the server's administrator).") from None
         return spec
 
     async def release_storage(self, grain_id: str) -> None:

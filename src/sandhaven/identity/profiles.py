@@ -56,10 +56,16 @@ def clean_pronouns(raw: str) -> str:
 
 
 def clean_picture_url(raw: str) -> str:
-    """Empty, or an http(s) URL of at most 2000 characters. Raises InvalidInput."""
+    """Empty, or an http(s) URL of at most 2000 printable ASCII characters (it
+    travels in a request header to every grain: compat.md
+    ``X-Sandstorm-User-Picture``). Raises InvalidInput."""
     url = (raw or "").strip()
     if not url:
         return ""
+    if not all("\x21" <= c <= "\x7e" for c in url):
+        # urlsplit silently drops tabs and line breaks; a header cannot hold them.
+        raise InvalidInput("Picture URL holds spaces, control or non-ASCII characters "
+                           "(percent-encode them).")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 2000:
         raise InvalidInput("Picture must be an http:// or https:// URL.")

@@ -353,6 +353,15 @@ class Supervisor:
             spec = self.spec_for(g.id)
             if inspect.isawaitable(spec):
                 spec = await spec
+        except GrainStartFailed as exc:
+            # The grain's own setup failed (its storage would not open…): a start
+            # failure like any other, with the reason for its owner and a backoff.
+            g.last_exit = ExitInfo(None, str(exc).splitlines()[0][:300], time.time())
+            await self._release(g.id)
+            self._counts["start_failures"] += 1
+            self._crashed(g)
+            g.start_task = None
+            raise
         except BaseException:
             g.state = previous
             g.start_task = None
