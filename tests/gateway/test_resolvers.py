@@ -208,3 +208,46 @@ def test_the_session_cookie_counts_in_any_cookie_header(grain_server):
     split = bare.get("/", headers=[("Cookie", "theme=dark"), ("Cookie", f"{name}={value}")])
     assert split.status_code == 200
     assert bare.get("/", headers=[("Cookie", "theme=dark")]).status_code == 403
+
+
+def _frame_session(gs, shell: TestClient, grain_id: str) -> TestClient:  # type: ignore[no-untyped-def]
+    """Open the grain page as a browser would and enter its frame's session host."""
+    import html
+    import re
+
+    page = shell.get(f"/grains/{grain_id}")
+    assert page.status_code == 200
+    url = html.unescape(re.search(r'id="grain-frame"[^>]*src="([^"]+)"', page.text)[1])
+    parts = urlsplit(url)
+    frame = gs.browser(f"{parts.scheme}://{parts.netloc}")
+    init = frame.get(f"{parts.path}?{parts.query}")
+    assert init.status_code == 303
+    name, _, value = init.headers["set-cookie"].split(";", 1)[0].partition("=")
+    frame.cookies.set(name, value)
+    assert frame.get("/").status_code == 200
+    return frame
+
+
+def test_logging_out_ends_the_grain_sessions_of_that_login(grain_server):
+    """Log out ends the grains opened from that browser's login (not another
+    device's); Log out everywhere ends every grain session of the user, those
+    opened with an API token included — each refused at once on its host."""
+    from tests.conftest import form_post, login_as
+
+    gs = grain_server
+    uid = bearer(gs.client, gs.services, "a@example.org", "Ann")
+    gid = gs.client.post("/api/v1/grains", json={"app_id": gs.app_id, "title": "N"}).json()["id"]
+    laptop, phone = gs.browser(), gs.browser()
+    login_as(laptop, gs.services, "a@example.org")
+    login_as(phone, gs.services, "a@example.org")
+    on_laptop, on_phone = _frame_session(gs, laptop, gid), _frame_session(gs, phone, gid)
+    by_token, _ = _open(gs, gs.client, gid)  # opened with the API token
+
+    assert form_post(laptop, "/grains", "/logout", {}).status_code == 303
+    assert on_laptop.get("/").status_code == 403
+    assert on_phone.get("/").status_code == 200 and by_token.get("/").status_code == 200
+
+    assert form_post(phone, "/account", "/account/logout-everywhere", {}).status_code == 303
+    assert on_phone.get("/").status_code == 403
+    assert by_token.get("/").status_code == 403
+    assert gs.services.identity.users.get(uid) is not None  # the account itself stays

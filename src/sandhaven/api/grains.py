@@ -17,7 +17,7 @@ from sandhaven.grains.expiry import parse_expiry
 from sandhaven.grains.requests import AccessRequests
 from sandhaven.grains.shares import Shares, ShareView
 from sandhaven.identity.users import UserView
-from sandhaven.shell.auth import client_of, current_user, services
+from sandhaven.shell.auth import client_of, current_user, login_session_id, services
 from sandhaven.store import utcnow
 
 router = APIRouter(tags=["grains"])
@@ -111,7 +111,8 @@ def open_session(grain_id: str, request: Request,
                  user: UserView = Depends(current_user)) -> schemas.GrainSession:
     """Open a session: load ``url`` in a frame or tab; it sets the session host's
     cookie once and redirects to the app."""
-    opened = services(request).grain_sessions.open(user.id, grain_id, client_of(request))
+    opened = services(request).grain_sessions.open(user.id, grain_id, client_of(request),
+                                                   login_session_id(request))
     return schemas.GrainSession(url=opened.url, host=opened.host,
                                 expires=opened.expires.isoformat() + "Z")
 

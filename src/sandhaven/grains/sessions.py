@@ -169,14 +169,15 @@ class GrainSessions:
                       best[0].id)
 
     # -- opening -----------------------------------------------------------------
-    def open(self, user_id: str, grain_id: str, client: Client | None = None
-             ) -> OpenedSession:
+    def open(self, user_id: str, grain_id: str, client: Client | None = None,
+             login_session_id: str | None = None) -> OpenedSession:
         """Open a session for a person with access (a row in the grain's access
-        log); raises NotFound otherwise."""
-        return self._create(self.access(user_id, grain_id), client)
+        log); raises NotFound otherwise. ``login_session_id`` (the shell login's
+        stored ID) ties it to that login: :meth:`revoke_login` ends it."""
+        return self._create(self.access(user_id, grain_id), client, login_session_id)
 
-    def open_anonymous(self, share_id: int, grain_id: str, client: Client | None = None
-                       ) -> OpenedSession:
+    def open_anonymous(self, share_id: int, grain_id: str, client: Client | None = None,
+                       login_session_id: str | None = None) -> OpenedSession:
         """Open a session for whoever holds sharing link ``share_id``: the app sees
         ``Anonymous User`` with no user ID. Raises NotFound when the link grants
         nothing now (revoked, anonymous access turned off)."""
@@ -184,9 +185,20 @@ class GrainSessions:
             found = self._access(s, None, grain_id, share_id)
         if found is None:
             raise NotFound(f"No grain with ID {grain_id[:40]!r}.")
-        return self._create(found, client)
+        return self._create(found, client, login_session_id)
 
-    def _create(self, access: Access, client: Client | None) -> OpenedSession:
+    def revoke_login(self, login_session_id: str) -> int:
+        """Revoke every session opened from one shell login (on its logout);
+        returns how many. Refused at once on every session host."""
+        q = (update(GrainSession).where(GrainSession.revoked_at.is_(None))
+             .where(GrainSession.login_session_id == login_session_id))
+        with self.store.session() as s:
+            count = s.execute(q.values(revoked_at=utcnow())).rowcount or 0
+        self.clear_cache()
+        return count
+
+    def _create(self, access: Access, client: Client | None,
+                login_session_id: str | None = None) -> OpenedSession:
         secret = secrets.token_urlsafe(32)
         host_id = host_id_of(secret)
         now = utcnow()
@@ -197,7 +209,7 @@ class GrainSessions:
                                grain_id=access.grain_id, user_id=access.user_id,
                                share_id=access.share_id,
                                permissions=list(access.permissions), created_at=now,
-                               expires_at=expires))
+                               expires_at=expires, login_session_id=login_session_id))
             identity = None
             if access.user_id is not None:
                 identity = self._identity(s, access.grain_id, access.user_id)

@@ -36,6 +36,13 @@ def optional_user(request: Request) -> UserView | None:
     return user
 
 
+def login_session_id(request: Request) -> str | None:
+    """The stored ID of the shell login this request came with (None with an API
+    token or without a login): grain sessions opened from it end with it."""
+    optional_user(request)
+    return getattr(request.state, "session_id", None)
+
+
 def current_user(request: Request) -> UserView:
     """The logged-in user; raises NotAuthenticated (the shell redirects to login)."""
     user = optional_user(request)

@@ -273,6 +273,10 @@ class GrainSession(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     initialized_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # The shell login it was opened from (LoginSession.id, the hash of its cookie);
+    # logging out of that login ends it. None when opened with an API token.
+    login_session_id: Mapped[str | None] = mapped_column(String(64), nullable=True,
+                                                         index=True)
 
 
 class GrainIdentity(Base):

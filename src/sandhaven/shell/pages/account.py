@@ -66,6 +66,8 @@ def revoke_token(request: Request, token_id: RowId,
 def logout_everywhere(request: Request, user: UserView = Depends(current_user)) -> Response:
     svc = services(request)
     svc.identity.sessions.end_all(user.id)
+    if svc.grain_sessions is not None:
+        svc.grain_sessions.revoke(user_id=user.id)  # every grain open on any device
     response = redirect("/login", "logged-out-all")
     response.delete_cookie(COOKIE_NAME, path="/")
     return response

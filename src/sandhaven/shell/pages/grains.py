@@ -15,7 +15,7 @@ from sandhaven.api.backups import backup_response, backups, spool_upload
 from sandhaven.api.routes import RowId
 from sandhaven.errors import NotFound, RequestError
 from sandhaven.identity.users import UserView
-from sandhaven.shell.auth import client_of, current_user, services
+from sandhaven.shell.auth import client_of, current_user, login_session_id, services
 from sandhaven.shell.render import redirect, render
 
 router = APIRouter()
@@ -81,7 +81,8 @@ def grain_page_response(request: Request, user: UserView, grain_id: str, status:
     log = grains.read_log(user.id, grain_id) if is_owner and view.state == "crashed" else ""
     session = None
     if view.trashed_at is None:
-        session = sessions.open(user.id, grain_id, client_of(request))
+        session = sessions.open(user.id, grain_id, client_of(request),
+                                login_session_id(request))
     if not path.startswith("/") or path.startswith("//"):
         path = "/"
     manifest = grains.package_manifest(view.package_id)

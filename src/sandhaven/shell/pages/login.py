@@ -12,7 +12,7 @@ from sandhaven.errors import RequestError
 from sandhaven.identity.email_login import LOGIN_MINUTES
 from sandhaven.identity.sessions import COOKIE_NAME
 from sandhaven.identity.users import UserView
-from sandhaven.shell.auth import client_ip, optional_user, services
+from sandhaven.shell.auth import client_ip, login_session_id, optional_user, services
 from sandhaven.shell.render import redirect, render
 
 router = APIRouter()
@@ -108,7 +108,11 @@ def verify_submit(request: Request, token: str = Form(""), next: str = Form(""))
 
 @router.post("/logout")
 def logout(request: Request) -> Response:
-    services(request).identity.sessions.end(request.cookies.get(COOKIE_NAME))
+    svc = services(request)
+    login = login_session_id(request)
+    svc.identity.sessions.end(request.cookies.get(COOKIE_NAME))
+    if login is not None and svc.grain_sessions is not None:
+        svc.grain_sessions.revoke_login(login)  # the grains opened from this login
     response = redirect("/login")
     response.delete_cookie(COOKIE_NAME, path="/")
     return response

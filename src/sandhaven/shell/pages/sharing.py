@@ -22,7 +22,13 @@ from sandhaven.errors import InvalidInput, MailError, RequestError
 from sandhaven.grains.expiry import MAX_DAYS, parse_expiry
 from sandhaven.grains.shares import Shares
 from sandhaven.identity.users import UserView
-from sandhaven.shell.auth import client_of, current_user, optional_user, services
+from sandhaven.shell.auth import (
+    client_of,
+    current_user,
+    login_session_id,
+    optional_user,
+    services,
+)
 from sandhaven.shell.pages.grains import grain_page_response
 from sandhaven.shell.render import redirect, render
 from sandhaven.store import utcnow
@@ -54,7 +60,8 @@ def open_link(request: Request, token: str, anonymous: bool = False) -> Response
                               "anonymously. You can open this one as yourself.",
                       back=f"/shared/{token}", back_label=f"Open it as {user.name}")
     session = svc.grain_sessions.open_anonymous(link.share_id,  # type: ignore[union-attr]
-                                                link.grain_id, client_of(request))
+                                                link.grain_id, client_of(request),
+                                                login_session_id(request))
     return render(request, "shared.html", title=link.grain_title, link=link,
                   session=session)
 
