@@ -107,3 +107,53 @@ def test_rotate_refuses_while_the_server_runs(template):
         done = subprocess.run(rotate_cmd(template), capture_output=True, text=True,
                               env={"PATH": os.environ["PATH"]}, timeout=60)
     assert done.returncode == 4 and "already using the data directory" in done.stderr
+
+
+def snapshot(data: Path) -> dict[str, bytes]:
+    """Every file of the keys directory and every grain's key record, by path."""
+    files = [*sorted((data / "keys").iterdir()), *(p for p, _ in records(data))]
+    return {str(p): p.read_bytes() for p in files if p.is_file()}
+
+
+def test_a_damaged_record_stops_the_rotation_before_anything_is_written(template):
+    root = make_runtime_root()
+    try:
+        shutil.copytree(template / "data", root / "data", symlinks=True, dirs_exist_ok=True)
+        data = root / "data"
+        damaged = data / "grains" / GRAINS[-1] / "key"  # the last one: others come first
+        doc = json.loads(damaged.read_text())
+        doc["wraps"] = {k: "AAAA" + v[4:] for k, v in doc["wraps"].items()}
+        damaged.write_text(json.dumps(doc))
+        before = snapshot(data)
+        done = subprocess.run(rotate_cmd(root), capture_output=True, text=True,
+                              env={"PATH": os.environ["PATH"]}, timeout=60)
+        assert done.returncode == 5
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Nothing was changed" in lines[0]
+        assert str(damaged) in lines[0] and "Traceback" not in done.stderr
+        assert snapshot(data) == before  # no kek.new, no extra wrap anywhere
+    finally:
+        remove_tree(root)
+
+
+def test_a_write_failing_midway_takes_back_what_the_rotation_wrote(template):
+    """A record that cannot be rewritten (its directory made immutable) fails the
+    rotation in step 2: the wraps already added are taken back, kek.new removed."""
+    root = make_runtime_root()
+    stuck = root / "data" / "grains" / GRAINS[1]
+    try:
+        shutil.copytree(template / "data", root / "data", symlinks=True, dirs_exist_ok=True)
+        data = root / "data"
+        before = snapshot(data)
+        subprocess.run(["chattr", "+i", str(stuck)], check=True)
+        done = subprocess.run(rotate_cmd(root), capture_output=True, text=True,
+                              env={"PATH": os.environ["PATH"]}, timeout=60)
+        subprocess.run(["chattr", "-i", str(stuck)], check=True)
+        assert done.returncode == 5 and "Traceback" not in done.stderr
+        assert done.stderr.strip() == (f"sandhaven: Nothing was changed: {stuck / 'key'} "
+                                       "could not be rewritten (Operation not permitted).")
+        assert snapshot(data) == before
+        check_everything_opens(root)
+    finally:
+        subprocess.run(["chattr", "-i", str(stuck)], check=False)
+        remove_tree(root)

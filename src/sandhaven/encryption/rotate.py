@@ -11,6 +11,11 @@ Crash-safe at every step; the commit point is one rename::
 Before 3 every record still has its old wrap and ``keys/kek`` is the old KEK;
 after 3 every record has a new wrap. A start that finds ``kek.new`` (a
 rotation cut short before 3) removes it: :func:`recover`.
+
+Before step 1, every record must open with the current KEK: a damaged record
+stops the rotation before anything is written (the message names it). A
+failure inside step 2 takes back the wraps already added and removes
+``kek.new``, so the data dir is as it was.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import structlog
 from sandhaven.encryption import wrapped
 from sandhaven.encryption.kek import fsync_dir, read_key_doc, read_key_file, write_key_file
 from sandhaven.encryption.private import PRIVATE_LABEL, kek_path, keys_dir
+from sandhaven.errors import EncryptionError
 
 log = structlog.get_logger("sandhaven.encryption")
 
@@ -74,15 +80,35 @@ def rotate(data_dir: Path, passphrase: str | None = None,
     path = kek_path(data_dir)
     sealed = read_key_doc(path).get("protection") == "argon2id"
     old = read_key_file(path, passphrase)
+    found = records(data_dir)
+    for record, label in found:  # everything opens, or nothing is written
+        try:
+            wrapped.unwrap(record, label, old)
+        except EncryptionError as exc:
+            raise EncryptionError(f"Nothing was changed: {record} does not open with the "
+                                  f"current KEK ({exc}). Restore that file from a backup, "
+                                  "or purge its grain, then rotate again.") from None
     new = Kek.generate()
     pending = path.with_name("kek.new")
     write_key_file(pending, new, passphrase if sealed else None)
     step(1)
-    found = records(data_dir)
-    for i, (record, label) in enumerate(found):
-        wrapped.add_wrap(record, label, old, new)
-        if i == 0:
-            step(2)
+    done: list[tuple[Path, str]] = []
+    try:
+        for i, (record, label) in enumerate(found):
+            wrapped.add_wrap(record, label, old, new)
+            done.append((record, label))
+            if i == 0:
+                step(2)
+    except BaseException as exc:
+        for record, label in done:  # take back the wraps by a key never committed
+            with contextlib.suppress(Exception):
+                wrapped.keep_only(record, label, old)
+        recover(data_dir)
+        if isinstance(exc, OSError):
+            failed = found[len(done)][0]
+            raise EncryptionError(f"Nothing was changed: {failed} could not be rewritten "
+                                  f"({exc.strerror or exc}).") from None
+        raise
     step(3)
     os.replace(pending, path)
     fsync_dir(path.parent)
