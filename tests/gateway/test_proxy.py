@@ -385,3 +385,38 @@ def test_browser_leaving_a_quiet_stream_ends_the_request(gateway: Gateway) -> No
     assert _wait_idle(gateway) == {}
     with gateway.client() as c:
         c.post("/release?id=quiet")
+
+
+def _raw_exchange(gateway: Gateway, pieces: list[bytes]) -> bytes:
+    """Send ``pieces`` one by one on one connection; everything the gateway answers
+    until it closes the connection (bounded: 30 s)."""
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=30) as conn:
+        try:
+            for piece in pieces:
+                conn.sendall(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # closed on us mid-send: read what it said
+        conn.shutdown(socket.SHUT_WR)
+        received = b""
+        try:
+            while chunk := conn.recv(65536):
+                received += chunk
+        except ConnectionResetError:
+            pass  # what arrived before the reset is the answer
+    return received
+
+
+def test_an_oversized_request_head_gets_431_and_the_connection_closes(gateway: Gateway) -> None:
+    head = f"GET /headers HTTP/1.1\r\nHost: {gateway.shell_host}\r\n".encode()
+    # Before any login, on any host: headers streamed in pieces past the limit.
+    answer = _raw_exchange(gateway, [head] + [b"X-Big: " + b"a" * 8000 + b"\r\n"] * 40)
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    assert answer.endswith(b"Request header fields too large.\n")
+    # One header line that never ends.
+    answer = _raw_exchange(gateway, [head, b"X-Endless: "] + [b"b" * 16384] * 10)
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    # A large but reasonable head (48 KiB of cookies) still reaches the grain.
+    with gateway.client() as c:
+        cookies = "; ".join(f"c{i}={'v' * 1000}" for i in range(48))
+        ok = c.get("/headers", headers={"Cookie": f"sandhaven_test=granted; {cookies}"})
+    assert ok.status_code == 200

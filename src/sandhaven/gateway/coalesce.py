@@ -69,12 +69,76 @@ class CoalescingTransport:
         self._flush()
         self._transport.close()
 
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
 
+MAX_HEAD = 64 * 1024
+"""Bytes a request's line and headers may take before the head is complete (nginx
+allows 4 × 8 KiB by default; browsers send a few KiB). Past it: 431 and close."""
+
+LINGER = 2.0
+"""Seconds a refused connection keeps reading (and dropping) before it closes."""
+
+_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+              b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+              b"content-length: 33\r\n\r\nRequest header fields too large.\n")
+
+
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol over a :class:`CoalescingTransport`."""
+    """uvicorn's httptools protocol over a :class:`CoalescingTransport`, with a bound
+    on the size of a request's head (uvicorn's httptools protocol has none: a
+    client could stream headers into the server's memory without end)."""
+
+    _in_head = False
+    _head_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+
+    _refused = False
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # the rest of a refused request: read and dropped (see below)
+        super().data_received(data)
+        if self._in_head:
+            # Counted after parsing, so a piece that ends the head and carries body
+            # bytes is not held against it; what the parser keeps stays bounded
+            # by MAX_HEAD plus one read.
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD and not self.transport.is_closing():
+                self._refuse_head()
+
+    def _refuse_head(self) -> None:
+        """Answer 431 and end the connection. Closing while the client is still
+        sending would make the kernel reset the connection, and the client would
+        never read the answer; so the answer is followed by a half-close, what
+        else arrives is dropped, and the connection closes after LINGER seconds
+        (or when the client closes its side)."""
+        self._in_head, self._refused = False, True
+        self.transport.write(_TOO_LARGE)
+        try:
+            self.transport.write_eof()
+        except (AttributeError, NotImplementedError, OSError, RuntimeError):
+            self.transport.close()
+            return
+        self.loop.call_later(LINGER, self.transport.close)
+
+    def eof_received(self) -> None:
+        if self._refused:
+            self.transport.close()
+            return
+        super().eof_received()
+
+    def on_message_begin(self) -> None:
+        self._in_head, self._head_bytes = True, 0
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
