@@ -99,6 +99,9 @@ def test_passphrase_mode_starts_sealed_and_unseals_with_the_right_passphrase(roo
         assert bad.returncode == 5 and bad.stderr.strip() == "sandhaven: Wrong passphrase."
         good = sandhaven("unseal", "--url", server.url, data_dir=data, stdin="open sesame\n")
         assert good.returncode == 0 and "Unsealed." in good.stdout, good.stderr
+        again = sandhaven("unseal", "--url", server.url, data_dir=data, stdin="open sesame\n")
+        assert again.returncode == 5 and again.stderr.strip() == (
+            f"sandhaven: The server at {server.url}/unseal is not sealed (it answered 403).")
         assert mounts_under(data) != []
         # Admin commands work beside the unsealed server, through its mount.
         installed = sandhaven("install", str(spk), data_dir=data)

@@ -112,12 +112,15 @@ def unseal_cmd(args: argparse.Namespace) -> int:
         reply = httpx.post(url, json={"passphrase": passphrase}, timeout=120)
     except httpx.HTTPError as exc:
         raise EncryptionError(f"Cannot reach the server at {url}: {exc}.") from None
+    if reply.status_code == 404 or "json" not in reply.headers.get("content-type", ""):
+        # A sealed server answers /unseal in JSON; an unsealed one has no such
+        # route (its shell refuses the post as a page).
+        raise EncryptionError(f"The server at {url} is not sealed (it answered "
+                              f"{reply.status_code}).")
     try:
         message = str(reply.json().get("message", ""))
-    except ValueError:
-        message = reply.text[:200]
-    if reply.status_code == 404:
-        raise EncryptionError(f"The server at {url} is not sealed.")
+    except (ValueError, AttributeError):
+        message = ""
     if reply.status_code != 200:
         raise EncryptionError(message or f"The server answered {reply.status_code}.")
     print(message or "Unsealed.")
