@@ -151,12 +151,15 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path):
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
+        data = tmp_path / "data"
         proc = subprocess.run([sys.executable, "-m", "sandhaven", "serve", "--data-dir",
-                               str(tmp_path), "--port", str(port)],
+                               str(data), "--port", str(port)],
                               capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
-    assert f"Cannot listen on 127.0.0.1:{port}" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"sandhaven: Cannot listen on 127.0.0.1:{port} (Address already in use)."]
+    assert proc.stdout == ""
+    assert not data.exists()  # no keys, no private area, no store made first
 
 
 def test_email_login_on_a_live_server_and_logs_hold_no_secrets(tmp_path: Path, smtp):

@@ -12,6 +12,7 @@ import asyncio
 import fcntl
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -255,7 +256,10 @@ def serve(settings: Settings) -> int:
     EncryptionError naming what is wrong (FUSE, gocryptfs, keys)."""
     logs.configure(settings.log_level, settings.log_format)
     data_dir = Path(settings.data_dir)
-    with data_dir_lock(data_dir), ExitStack() as stack:
+    # The port first: a server that cannot listen must not make keys, mount the
+    # private area or migrate the store before saying so.
+    listener = listen(settings.listen_host, settings.port)
+    with listener, data_dir_lock(data_dir), ExitStack() as stack:
         if settings.storage_encryption and settings.storage_key_source == "passphrase":
             app, services = _sealed_app(settings, stack), None
         else:
@@ -279,8 +283,8 @@ def serve(settings: Settings) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: None)
         try:
-            server.run()
-        except SystemExit as exc:  # uvicorn exits 1 when it cannot bind
+            server.run(sockets=[listener])
+        except SystemExit as exc:  # uvicorn exits 1 when it cannot serve the socket
             raise ConfigError(f"Cannot listen on {settings.listen_host}:{settings.port} "
                               "(address in use or not available).") from exc
         if app.startup_error is not None:
@@ -290,6 +294,17 @@ def serve(settings: Settings) -> int:
                               "(address in use or not available).")
         log.info("stopped")
     return 0
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (an IPv6 address when ``host`` has a
+    colon). Raises ConfigError when the address is in use or not available."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigError(f"Cannot listen on {host}:{port} ({why}).") from None
 
 
 def _open_services(settings: Settings, storage: Storage, stack: ExitStack) -> Services:
