@@ -31,6 +31,7 @@ import ctypes
 import ctypes.util
 import os
 import queue
+import select
 import shutil
 import subprocess
 import tempfile
@@ -156,15 +157,40 @@ def _reap(mountpoint: Path, timeout: float) -> None:
 
 
 _KEEPER = (
-    # stdin (the password) goes to gocryptfs explicitly: a background job's is
-    # /dev/null otherwise. A TERM or INT for the keeper goes on to gocryptfs,
-    # whose exit status becomes the keeper's.
-    'exec 3<&0; "$@" 0<&3 3<&- & child=$!; exec 3<&- 0</dev/null; '
+    # $1 is gocryptfs, the rest its arguments. gocryptfs signals USR1 to the
+    # keeper once the file system answers (-notifypid, what its own daemon mode
+    # waits for: the mount table lists the mount earlier, while go-fuse still
+    # sets itself up through it, and a request then can deadlock it); the keeper
+    # says "ready" on its stdout. stdin (the password) goes to gocryptfs
+    # explicitly: a background job's is /dev/null otherwise. A TERM or INT for
+    # the keeper goes on to gocryptfs, whose exit status becomes the keeper's.
+    'bin=$1; shift; exec 3<&0; '
+    'trap \'echo ready 2>/dev/null || :\' USR1; '
+    '"$bin" -notifypid=$$ "$@" 0<&3 3<&- >/dev/null & child=$!; '
+    'exec 3<&- 0</dev/null; '
     'trap \'kill -TERM "$child" 2>/dev/null\' TERM INT; '
-    'wait "$child"; code=$?; '
-    'while kill -0 "$child" 2>/dev/null; do wait "$child"; code=$?; done; '
+    'while :; do wait "$child"; code=$?; kill -0 "$child" 2>/dev/null || break; done; '
     'exit "$code"'
 )
+
+
+def _read_ready(stdout: Any, deadline: float) -> bool | None:
+    """True once the keeper writes "ready"; None at end of file (it ended); False
+    when ``deadline`` (monotonic seconds) passes first."""
+    buffered = b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        readable, _, _ = select.select([stdout], [], [], left)
+        if not readable:
+            continue
+        chunk = os.read(stdout.fileno(), 64)
+        if not chunk:
+            return None
+        buffered += chunk
+        if b"ready" in buffered:
+            return True
 
 
 def _start_daemon(argv: list[str], password: bytes, mountpoint: Path) -> tuple[int, str]:
@@ -179,7 +205,7 @@ def _start_daemon(argv: list[str], password: bytes, mountpoint: Path) -> tuple[i
         try:
             proc = _spawner.popen([setpriv, "--pdeathsig", "TERM", "--", "/bin/sh", "-c",
                                    _KEEPER, "sandhaven-gocryptfs-keeper", *argv],
-                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=err, close_fds=True)
         except OSError as exc:
             raise EncryptionError(f"gocryptfs cannot run ({argv[0]}: {exc.strerror}).") from None
@@ -189,21 +215,25 @@ def _start_daemon(argv: list[str], password: bytes, mountpoint: Path) -> tuple[i
             proc.stdin.close()
         except BrokenPipeError:
             pass
-        # Ready when the mount is listed (~20 ms); reading the mount table does
-        # not touch the new file system, so nothing waits on its daemon here.
-        deadline = time.monotonic() + TIMEOUT
-        while not _listed(mountpoint):
-            code = proc.poll()
-            if code is not None:
-                err.seek(0)
-                lines = err.read().decode(errors="replace").strip().splitlines()
-                return code, (lines[-1] if lines else "")
-            if time.monotonic() > deadline:
+        # Ready when the keeper says so (gocryptfs's USR1, ~20 ms), or failed when
+        # the keeper ends first (wrong password: exit 12).
+        assert proc.stdout is not None
+        ready = _read_ready(proc.stdout, time.monotonic() + TIMEOUT)
+        proc.stdout.close()
+        if ready is False:  # hung: the keeper passes TERM on; then it goes
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-                raise EncryptionError(f"gocryptfs did not mount {mountpoint} in "
-                                      f"{TIMEOUT:.0f} s.")
-            time.sleep(0.001)
+            raise EncryptionError(f"gocryptfs did not mount {mountpoint} in "
+                                  f"{TIMEOUT:.0f} s.")
+        if ready is None:  # the keeper ended: gocryptfs refused (its status says why)
+            code = proc.wait()
+            err.seek(0)
+            lines = err.read().decode(errors="replace").strip().splitlines()
+            return code, (lines[-1] if lines else "")
     with _daemons_lock:
         _daemons[os.path.realpath(mountpoint)] = proc
     return 0, ""

@@ -76,8 +76,17 @@ class Kek:
             return AESGCM(self.key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:],
                                             label.encode())
         except (InvalidTag, ValueError):
-            raise EncryptionError(f"The wrapped key of {label} does not open with KEK "
+            raise EncryptionError(f"The wrapped key of {describe_label(label)} does not "
+                                  f"open with KEK "
                                   f"{self.id} (damaged, or wrapped by another KEK).") from None
+
+
+def describe_label(label: str) -> str:
+    """A wrapped key's label as words: ``private`` → the private area, ``grain:ID`` →
+    grain ID."""
+    if label.startswith("grain:"):
+        return f"grain {label.removeprefix('grain:')}"
+    return "the private area" if label == "private" else label
 
 
 def _b64(data: bytes) -> str:

@@ -19,7 +19,7 @@ import os
 import secrets
 from pathlib import Path
 
-from sandhaven.encryption.kek import Kek, fsync_dir, write_atomic
+from sandhaven.encryption.kek import Kek, describe_label, fsync_dir, write_atomic
 from sandhaven.errors import EncryptionError
 
 FORMAT = "sandhaven-wrapped-key"
@@ -46,9 +46,10 @@ def read_wraps(path: Path, label: str) -> dict[str, bytes]:
             raise ValueError
         return {str(k): base64.b64decode(v, validate=True) for k, v in doc["wraps"].items()}
     except FileNotFoundError:
-        raise EncryptionError(f"The key of {label} is missing ({path}).") from None
+        raise EncryptionError(f"The key of {describe_label(label)} is missing ({path}).") from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError, binascii.Error):
-        raise EncryptionError(f"The key record of {label} is damaged ({path}).") from None
+        raise EncryptionError(f"The key record of {describe_label(label)} is damaged "
+                              f"({path}).") from None
 
 
 def create(path: Path, label: str, password: bytes, kek: Kek) -> None:
@@ -62,8 +63,9 @@ def unwrap(path: Path, label: str, kek: Kek) -> bytes:
     wraps = read_wraps(path, label)
     blob = wraps.get(kek.id)
     if blob is None:
-        raise EncryptionError(f"The key of {label} is not wrapped by the current KEK "
-                              f"{kek.id} (it has {', '.join(sorted(wraps)) or 'none'}); "
+        raise EncryptionError(f"The key of {describe_label(label)} is not wrapped by the "
+                              f"current KEK {kek.id} "
+                              f"(it has {', '.join(sorted(wraps)) or 'none'}); "
                               "is this the right keys directory?")
     return kek.unwrap(blob, label)
 
