@@ -35,6 +35,24 @@ def serve_once(data_dir: Path, *flags: str) -> subprocess.CompletedProcess[str]:
     return sandhaven("serve", "--port", str(free_port()), *flags, data_dir=data_dir)
 
 
+def grain_behind_an_api_token(server, data: Path, spk: Path, title: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Through admin commands run beside ``server`` and its API: install ``spk``, add
+    a user, make a grain of its note action; the headers of a full grain API token
+    on the API host."""
+    installed = sandhaven("install", str(spk), data_dir=data)
+    assert installed.returncode == 0, installed.stderr
+    app_id = installed.stdout.strip().rsplit("(app ", 1)[1].rstrip(")")
+    assert sandhaven("user", "add", "a@example.org", "--name", "A",
+                     data_dir=data).returncode == 0
+    token = sandhaven("token", "create", "a@example.org", data_dir=data).stdout.strip()
+    with server.client(headers={"Authorization": f"Bearer {token}"}) as c:
+        gid = c.post("/api/v1/grains", json={"app_id": app_id, "action": "note",
+                                             "title": title}).json()["id"]
+        grain_token = c.post(f"/api/v1/grains/{gid}/api-tokens", json={"role": 0}).json()
+    return {"Host": f"api.localhost:{server.port}",
+            "Authorization": f"Bearer {grain_token['token']}"}
+
+
 @pytest.fixture
 def root():  # type: ignore[no-untyped-def]
     made = make_runtime_root()
@@ -104,19 +122,8 @@ def test_passphrase_mode_starts_sealed_and_unseals_with_the_right_passphrase(roo
             f"sandhaven: The server at {server.url}/unseal is not sealed (it answered 403).")
         assert mounts_under(data) != []
         # Admin commands work beside the unsealed server, through its mount.
-        installed = sandhaven("install", str(spk), data_dir=data)
-        assert installed.returncode == 0, installed.stderr
-        app_id = installed.stdout.strip().rsplit("(app ", 1)[1].rstrip(")")
-        assert sandhaven("user", "add", "a@example.org", "--name", "A",
-                         data_dir=data).returncode == 0
-        token = sandhaven("token", "create", "a@example.org", data_dir=data).stdout.strip()
-        with server.client(headers={"Authorization": f"Bearer {token}"}) as c:
-            gid = c.post("/api/v1/grains", json={"app_id": app_id, "action": "note",
-                                                 "title": "Sealed note"}).json()["id"]
-            grain_token = c.post(f"/api/v1/grains/{gid}/api-tokens", json={"role": 0}).json()
-        api_host = f"api.localhost:{server.port}"
-        with httpx.Client(base_url=server.url, timeout=60, headers={
-                "Host": api_host, "Authorization": f"Bearer {grain_token['token']}"}) as api:
+        api_headers = grain_behind_an_api_token(server, data, spk, "Sealed note")
+        with httpx.Client(base_url=server.url, timeout=60, headers=api_headers) as api:
             assert api.post("/", content="kept").status_code == 200
             assert api.get("/").json()["note"] == "kept"
     finally:
@@ -148,17 +155,7 @@ def test_a_server_killed_with_sigkill_leaves_no_plaintext_mounted(root):
     spk = build_hello(root, SigningKey.generate())
     server = start_server(data, "--sandbox-runtime-dir", str(run))
     try:
-        app_id = sandhaven("install", str(spk), data_dir=data).stdout.strip().rsplit(
-            "(app ", 1)[1].rstrip(")")
-        assert sandhaven("user", "add", "a@example.org", "--name", "A",
-                         data_dir=data).returncode == 0
-        token = sandhaven("token", "create", "a@example.org", data_dir=data).stdout.strip()
-        with server.client(headers={"Authorization": f"Bearer {token}"}) as c:
-            gid = c.post("/api/v1/grains", json={"app_id": app_id, "action": "note",
-                                                 "title": "Killed"}).json()["id"]
-            grain_token = c.post(f"/api/v1/grains/{gid}/api-tokens", json={"role": 0}).json()
-        api = {"Host": f"api.localhost:{server.port}",
-               "Authorization": f"Bearer {grain_token['token']}"}
+        api = grain_behind_an_api_token(server, data, spk, "Killed")
         with httpx.Client(base_url=server.url, timeout=60, headers=api) as client:
             assert client.post("/", content="still here").status_code == 200
         points = mounts_under(data) + mounts_under(run)

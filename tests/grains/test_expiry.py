@@ -153,13 +153,14 @@ def test_links_that_expired_while_the_server_was_stopped_end_their_credentials(g
     assert restarted.end_expired() == 0  # acted on once
 
 
-def test_the_alarm_acts_at_start_and_at_each_expiry():
+def run_alarm_until_it_acted_twice(next_expiry, now) -> list[datetime]:  # type: ignore[no-untyped-def]
+    """Run an ExpiryAlarm on its own loop until it has acted twice (at start, then at
+    an expiry); returns when each act happened (bounded: 10 s)."""
     import asyncio
 
     from sandhaven.grains.expiry import ExpiryAlarm
 
     acted: list[datetime] = []
-    soon = utcnow() + timedelta(seconds=0.3)
     done = asyncio.Event()
 
     def expired() -> None:
@@ -168,49 +169,7 @@ def test_the_alarm_acts_at_start_and_at_each_expiry():
             loop.call_soon_threadsafe(done.set)
 
     async def main() -> None:
-        alarm = ExpiryAlarm(lambda: soon if not acted[1:] else None, expired,
-                            lambda wake: (lambda: None), utcnow)
-        task = asyncio.create_task(alarm.run())
-        await asyncio.wait_for(done.wait(), timeout=10)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    loop = asyncio.new_event_loop()
-    try:
-        loop.run_until_complete(main())
-    finally:
-        loop.close()
-    assert len(acted) == 2 and acted[0] < soon <= acted[1]
-
-
-def test_the_alarm_acts_when_its_timer_fires_a_hair_before_the_expiry():
-    """The loop's timer may fire just before the wall clock reaches the expiry; the
-    link must still be acted on, though ``next_expiry`` (which lists only future
-    expiries) no longer names it."""
-    import asyncio
-
-    from sandhaven.grains.expiry import ExpiryAlarm
-
-    acted: list[datetime] = []
-    soon = utcnow() + timedelta(seconds=0.2)
-    tricked: list[bool] = []
-    done = asyncio.Event()
-
-    def now() -> datetime:
-        real = utcnow()
-        if real >= soon and not tricked:  # the first reading at the expiry is early
-            tricked.append(True)
-            return soon - timedelta(milliseconds=1)
-        return real
-
-    def expired() -> None:
-        acted.append(utcnow())
-        if len(acted) == 2:
-            loop.call_soon_threadsafe(done.set)
-
-    async def main() -> None:
-        alarm = ExpiryAlarm(lambda: soon if soon > utcnow() else None, expired,
+        alarm = ExpiryAlarm(lambda: next_expiry(acted), expired,
                             lambda wake: (lambda: None), now)
         task = asyncio.create_task(alarm.run())
         await asyncio.wait_for(done.wait(), timeout=10)
@@ -223,6 +182,32 @@ def test_the_alarm_acts_when_its_timer_fires_a_hair_before_the_expiry():
         loop.run_until_complete(main())
     finally:
         loop.close()
+    return acted
+
+
+def test_the_alarm_acts_at_start_and_at_each_expiry():
+    soon = utcnow() + timedelta(seconds=0.3)
+    acted = run_alarm_until_it_acted_twice(lambda acted: soon if not acted[1:] else None,
+                                           utcnow)
+    assert len(acted) == 2 and acted[0] < soon <= acted[1]
+
+
+def test_the_alarm_acts_when_its_timer_fires_a_hair_before_the_expiry():
+    """The loop's timer may fire just before the wall clock reaches the expiry; the
+    link must still be acted on, though ``next_expiry`` (which lists only future
+    expiries) no longer names it."""
+    soon = utcnow() + timedelta(seconds=0.2)
+    tricked: list[bool] = []
+
+    def now() -> datetime:
+        real = utcnow()
+        if real >= soon and not tricked:  # the first reading at the expiry is early
+            tricked.append(True)
+            return soon - timedelta(milliseconds=1)
+        return real
+
+    acted = run_alarm_until_it_acted_twice(lambda acted: soon if soon > utcnow() else None,
+                                           now)
     assert tricked and len(acted) == 2 and soon <= acted[1]
 
 

@@ -72,21 +72,29 @@ def check_host(binary: str, fuse_device: str = "/dev/fuse") -> str:
     return found
 
 
+def _start(popen: Any, argv: list[str], name: str, password: bytes, stdout: Any,
+           err: Any) -> subprocess.Popen[bytes]:
+    """``popen(argv)`` with the password (base64, one line) written to its stdin and
+    stdin closed; errors to the file ``err``. ``name`` is the gocryptfs binary, for
+    the message of the EncryptionError raised when it cannot start."""
+    try:
+        proc = popen(argv, stdin=subprocess.PIPE, stdout=stdout, stderr=err, close_fds=True)
+    except OSError as exc:
+        raise EncryptionError(f"gocryptfs cannot run ({name}: {exc.strerror}).") from None
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(base64.b64encode(password) + b"\n")
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    return proc  # type: ignore[no-any-return]
+
+
 def _run(argv: list[str], password: bytes) -> tuple[int, str]:
     """Run gocryptfs to completion (``-init``) with the password on stdin; returns
     (exit status, last line of its errors)."""
     with tempfile.TemporaryFile() as err:
-        try:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                    stderr=err, close_fds=True)
-        except OSError as exc:
-            raise EncryptionError(f"gocryptfs cannot run ({argv[0]}: {exc.strerror}).") from None
-        assert proc.stdin is not None
-        try:
-            proc.stdin.write(base64.b64encode(password) + b"\n")
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
+        proc = _start(subprocess.Popen, argv, argv[0], password, subprocess.DEVNULL, err)
         try:
             code = proc.wait(TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -202,19 +210,9 @@ def _start_daemon(argv: list[str], password: bytes, mountpoint: Path) -> tuple[i
         raise EncryptionError("setpriv is not installed: install the Debian package "
                               "util-linux (apt-get install util-linux).")
     with tempfile.TemporaryFile() as err:
-        try:
-            proc = _spawner.popen([setpriv, "--pdeathsig", "TERM", "--", "/bin/sh", "-c",
-                                   _KEEPER, "sandhaven-gocryptfs-keeper", *argv],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=err, close_fds=True)
-        except OSError as exc:
-            raise EncryptionError(f"gocryptfs cannot run ({argv[0]}: {exc.strerror}).") from None
-        assert proc.stdin is not None
-        try:
-            proc.stdin.write(base64.b64encode(password) + b"\n")
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
+        proc = _start(_spawner.popen, [setpriv, "--pdeathsig", "TERM", "--", "/bin/sh", "-c",
+                                       _KEEPER, "sandhaven-gocryptfs-keeper", *argv],
+                      argv[0], password, subprocess.PIPE, err)
         # Ready when the keeper says so (gocryptfs's USR1, ~20 ms), or failed when
         # the keeper ends first (wrong password: exit 12).
         assert proc.stdout is not None
