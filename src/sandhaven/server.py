@@ -44,6 +44,7 @@ from sandhaven.gateway import (
     TrustedForwarded,
     UpstreamPool,
 )
+from sandhaven.gateway.coalesce import MAX_CONNECTIONS
 from sandhaven.gateway.resolvers import ApiResolver, SessionInit, SessionResolver
 from sandhaven.gateway.tuning import tune_gc, tune_malloc
 from sandhaven.identity import ratelimit
@@ -274,6 +275,7 @@ def serve(settings: Settings) -> int:
                                 # server or date header of uvicorn's, so grains' pass.
                                 proxy_headers=False, server_header=False, date_header=False,
                                 ws_max_size=64 << 20, http=CoalescingHttpToolsProtocol,
+                                limit_concurrency=MAX_CONNECTIONS,
                                 timeout_graceful_shutdown=10)
         server = _Server(config, settings, services)
         tune_gc()  # everything loaded at start is out of the collector's sight

@@ -124,3 +124,31 @@ def test_host_checks_name_what_is_missing(tmp_path):
         gocryptfs.check_host("gocryptfs", str(tmp_path / "fuse"))
     assert "modprobe fuse" in str(err.value)
     assert gocryptfs.check_host("gocryptfs") == "/usr/bin/gocryptfs"
+
+
+def test_unmounting_a_busy_volume_ends_its_daemon_without_waiting(volumes):
+    """A file still open on the volume (a grain process not yet gone) makes the
+    unmount lazy; the daemon would then serve the detached tree on. It is told to
+    stop at once: unmount returns quickly and no daemon holds the key."""
+    import time
+
+    volumes.create("g1")
+    point = volumes.mount("g1")
+    (point / "f").write_text("kept")
+    held = os.open(point / "f", os.O_RDONLY)
+    try:
+        pids = gocryptfs_pids(volumes.cipher_dir("g1"))
+        assert len(pids) == 1
+        t0 = time.monotonic()
+        volumes.unmount("g1")
+        assert time.monotonic() - t0 < 10
+        assert not gocryptfs.is_mounted(point)
+        assert gocryptfs_pids(volumes.cipher_dir("g1")) == []
+        with pytest.raises(OSError):  # the detached tree is dead, not readable
+            os.pread(held, 4, 0)
+    finally:
+        try:
+            os.close(held)
+        except OSError:  # closing on a dead FUSE connection fails too; the fd is gone
+            pass
+    assert (volumes.mount("g1") / "f").read_text() == "kept"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -415,8 +417,42 @@ def test_an_oversized_request_head_gets_431_and_the_connection_closes(gateway: G
     # One header line that never ends.
     answer = _raw_exchange(gateway, [head, b"X-Endless: "] + [b"b" * 16384] * 10)
     assert answer.startswith(b"HTTP/1.1 431 ")
+    # The same in one write (the head is measured whole once complete).
+    one = head + b"X-Big: " + b"c" * 70_000 + b"\r\n\r\n"
+    answer = _raw_exchange(gateway, [one])
+    assert answer.startswith(b"HTTP/1.1 431 ")
     # A large but reasonable head (48 KiB of cookies) still reaches the grain.
     with gateway.client() as c:
         cookies = "; ".join(f"c{i}={'v' * 1000}" for i in range(48))
         ok = c.get("/headers", headers={"Cookie": f"sandhaven_test=granted; {cookies}"})
     assert ok.status_code == 200
+
+
+def test_a_head_that_trickles_in_gets_408_and_the_connection_closes(tmp_path: Path) -> None:
+    """A client sending a header line now and then (or nothing at all) cannot hold
+    a connection past the head timeout (2 s here, 30 s by default)."""
+    with run_grain(tmp_path) as grain, run_gateway(grain.socket_path, "--head-timeout",
+                                                   "2") as gateway:
+        with socket.create_connection(("127.0.0.1", gateway.port), timeout=30) as slow, \
+                socket.create_connection(("127.0.0.1", gateway.port), timeout=30) as mute:
+            slow.sendall(f"GET /headers HTTP/1.1\r\nHost: {gateway.session_host}\r\n".encode())
+            answer = b""
+            deadline = time.monotonic() + 20
+            while not answer.endswith(b"too long.\n"):
+                assert time.monotonic() < deadline, answer
+                try:
+                    slow.sendall(b"X-Drip: 1\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                readable, _, _ = select.select([slow], [], [], 0.5)
+                if readable:
+                    chunk = slow.recv(4096)
+                    if not chunk:
+                        break
+                    answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408 ")
+            mute.settimeout(20)
+            assert mute.recv(4096).startswith(b"HTTP/1.1 408 ")
+        # Requests that send their head at once are not affected.
+        with gateway.client() as c:
+            assert c.get("/headers").status_code == 200

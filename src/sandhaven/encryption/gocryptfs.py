@@ -33,6 +33,7 @@ import os
 import queue
 import select
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -44,6 +45,8 @@ from sandhaven.errors import EncryptionError
 
 # Mount and init finish in ~20 ms; this only bounds a hung FUSE.
 TIMEOUT = 30.0
+UNMOUNT_GRACE = 0.5
+"""Seconds a daemon has to exit by itself after its mount is gone."""
 _MNT_DETACH = 2
 
 
@@ -150,18 +153,30 @@ _daemons: dict[str, subprocess.Popen[bytes]] = {}  # mount point (real path) -> 
 _daemons_lock = threading.Lock()
 
 
-def _reap(mountpoint: Path, timeout: float) -> None:
-    """Wait for the daemon of ``mountpoint`` (if this process started one) to exit,
-    killing it after ``timeout`` seconds; no zombie stays behind."""
+def _reap(mountpoint: Path, grace: float) -> None:
+    """End the daemon of ``mountpoint`` (if this process started one) once its mount
+    is gone: it exits by itself within ``grace`` seconds after a plain unmount;
+    after a lazy one it would serve on while anything still holds the detached
+    tree (a copy in a dying sandbox's namespace), so it is told to stop (TERM
+    through its keeper; writes are synchronous, nothing is lost), and killed if
+    it does not. No zombie stays behind."""
     with _daemons_lock:
         proc = _daemons.pop(os.path.realpath(mountpoint), None)
     if proc is None:
         return
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(grace)
+        return
+    proc.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
+        return
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    with contextlib.suppress(OSError, ValueError):
+        for pid in children.read_text().split():
+            os.kill(int(pid), signal.SIGKILL)
+    proc.kill()
+    proc.wait()
 
 
 _KEEPER = (
@@ -290,7 +305,7 @@ def unmount(mountpoint: Path) -> None:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               check=False, timeout=TIMEOUT)
         if done.returncode == 0 and not _listed(mountpoint):
-            _reap(mountpoint, TIMEOUT)  # gocryptfs exits once unmounted
+            _reap(mountpoint, UNMOUNT_GRACE)  # gocryptfs exits once unmounted
             return
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     if libc.umount2(str(mountpoint).encode(), _MNT_DETACH) != 0 and tool is not None:
@@ -299,4 +314,4 @@ def unmount(mountpoint: Path) -> None:
                        timeout=TIMEOUT)
     if _listed(mountpoint):
         raise EncryptionError(f"{mountpoint} cannot be unmounted.")
-    _reap(mountpoint, TIMEOUT)
+    _reap(mountpoint, UNMOUNT_GRACE)

@@ -35,7 +35,7 @@ from sandhaven.gateway import (
     TrustedForwarded,
     UpstreamPool,
 )
-from sandhaven.gateway.coalesce import CoalescingHttpToolsProtocol
+from sandhaven.gateway.coalesce import MAX_CONNECTIONS, CoalescingHttpToolsProtocol
 from sandhaven.gateway.tuning import tune_gc, tune_malloc
 
 SESSION_IDENTITY = Identity(
@@ -165,7 +165,13 @@ def main() -> None:
         action="store_true",
         help="uvicorn's own httptools protocol (to measure the difference)",
     )
+    parser.add_argument("--head-timeout", type=float, default=None,
+                        help="seconds a request head may take (tests; default: coalesce's)")
     args = parser.parse_args()
+    if args.head_timeout is not None:
+        from sandhaven.gateway import coalesce
+
+        coalesce.HEAD_TIMEOUT = args.head_timeout
     app = build_app(args.socket, args.base_url, args.wildcard, tuple(args.trusted_proxy))
     # proxy_headers off: TrustedForwarded alone decides about X-Forwarded-*.
     # No server/date headers of uvicorn's own: the grain's pass through.
@@ -177,6 +183,7 @@ def main() -> None:
         http="httptools" if args.uncoalesced else CoalescingHttpToolsProtocol,
         date_header=False,
         ws_max_size=64 << 20,
+        limit_concurrency=MAX_CONNECTIONS,
         lifespan="on",
         access_log=False,
     )
