@@ -157,3 +157,22 @@ def test_a_write_failing_midway_takes_back_what_the_rotation_wrote(template):
     finally:
         subprocess.run(["chattr", "-i", str(stuck)], check=False)
         remove_tree(root)
+
+
+def test_a_volume_without_a_key_record_is_named_not_passed_over(template):
+    root = make_runtime_root()
+    try:
+        shutil.copytree(template / "data", root / "data", symlinks=True, dirs_exist_ok=True)
+        lost = root / "data" / "grains" / GRAINS[0] / "key"
+        lost.unlink()
+        done = subprocess.run(rotate_cmd(root), capture_output=True, text=True,
+                              env={"PATH": os.environ["PATH"]}, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "3 volume keys re-wrapped" in done.stdout  # the private area, g2 and g3
+        warning = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+        assert warning == [
+            f"warning: grain {GRAINS[0]} has an encrypted volume but no key record ({lost}): "
+            "no key opens it. Restore that file from a backup of the data directory, or "
+            "purge the grain."]
+    finally:
+        remove_tree(root)

@@ -81,7 +81,7 @@ def keys_rotate(args: argparse.Namespace) -> int:
 
     from sandhaven.encryption.kek import needs_passphrase
     from sandhaven.encryption.private import kek_path
-    from sandhaven.encryption.rotate import rotate
+    from sandhaven.encryption.rotate import keyless_volumes, rotate
     from sandhaven.server import data_dir_lock
 
     settings = settings_from_args(args)
@@ -97,8 +97,13 @@ def keys_rotate(args: argparse.Namespace) -> int:
 
     with data_dir_lock(data):
         old, new, count = rotate(data, passphrase, after_step)
+        keyless = keyless_volumes(data)
     print(f"KEK {old} replaced by {new}; {count} volume keys re-wrapped. Back up the keys "
           "directory again.")
+    for grain_id in keyless:
+        print(f"warning: grain {grain_id} has an encrypted volume but no key record "
+              f"({data / 'grains' / grain_id / 'key'}): no key opens it. Restore that file "
+              "from a backup of the data directory, or purge the grain.", file=sys.stderr)
     return 0
 
 
@@ -111,7 +116,8 @@ def unseal_cmd(args: argparse.Namespace) -> int:
     try:
         reply = httpx.post(url, json={"passphrase": passphrase}, timeout=120)
     except httpx.HTTPError as exc:
-        raise EncryptionError(f"Cannot reach the server at {url}: {exc}.") from None
+        raise EncryptionError(f"Cannot reach the server at {url}: "
+                              f"{str(exc).rstrip('.')}.") from None
     if reply.status_code == 404 or "json" not in reply.headers.get("content-type", ""):
         # A sealed server answers /unseal in JSON; an unsealed one has no such
         # route (its shell refuses the post as a page).

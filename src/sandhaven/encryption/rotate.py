@@ -49,6 +49,16 @@ def records(data_dir: Path) -> list[tuple[Path, str]]:
     return found
 
 
+def keyless_volumes(data_dir: Path) -> list[str]:
+    """IDs of grains that have an encrypted volume but no key record (nothing can
+    open them; a rotation leaves them as they are and says so)."""
+    grains = Path(data_dir) / "grains"
+    if not grains.is_dir():
+        return []
+    return [top.name for top in sorted(grains.iterdir())
+            if (top / "cipher").is_dir() and not (top / "key").exists()]
+
+
 def recover(data_dir: Path) -> bool:
     """Remove what a rotation cut short before its commit left; True if it did."""
     keys = keys_dir(data_dir)
@@ -81,12 +91,17 @@ def rotate(data_dir: Path, passphrase: str | None = None,
     sealed = read_key_doc(path).get("protection") == "argon2id"
     old = read_key_file(path, passphrase)
     found = records(data_dir)
+    for orphan in keyless_volumes(data_dir):
+        log.warning("grain_volume_without_key", grain_id=orphan,
+                    reason="no key record: no key opens this volume (a purge cut short, "
+                           "or a lost key file); restore the file or purge the grain")
     for record, label in found:  # everything opens, or nothing is written
         try:
             wrapped.unwrap(record, label, old)
         except EncryptionError as exc:
             raise EncryptionError(f"Nothing was changed: {record} does not open with the "
-                                  f"current KEK ({exc}). Restore that file from a backup, "
+                                  f"current KEK ({str(exc).rstrip('.')}). Restore that "
+                                  "file from a backup, "
                                   "or purge its grain, then rotate again.") from None
     new = Kek.generate()
     pending = path.with_name("kek.new")
