@@ -20,6 +20,8 @@ for ((i = 0; i < ${#args[@]}; i++)); do
   esac
 done
 bash scripts/install.sh
+# A port in use is said at once, before minutes of building apps.
+.venv/bin/sandhaven serve --check-listen "$@"
 if ! .venv/bin/sandhaven catalog build apps --keep-going; then
   echo "serve.sh: some apps could not be built (see above); the catalog lists the others." >&2
 fi

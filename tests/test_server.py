@@ -160,6 +160,19 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path):
         f"sandhaven: Cannot listen on 127.0.0.1:{port} (Address already in use)."]
     assert proc.stdout == ""
     assert not data.exists()  # no keys, no private area, no store made first
+    # The check scripts/serve.sh makes before it builds the catalog: the same line.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        check = subprocess.run([sys.executable, "-m", "sandhaven", "serve", "--data-dir",
+                                str(data), "--port", str(port), "--check-listen"],
+                               capture_output=True, text=True, timeout=60)
+    assert check.returncode == 2 and "Cannot listen on" in check.stderr and not data.exists()
+    free = subprocess.run([sys.executable, "-m", "sandhaven", "serve", "--data-dir", str(data),
+                           "--port", str(port), "--check-listen"],
+                          capture_output=True, text=True, timeout=60)
+    assert free.returncode == 0 and not data.exists()
 
 
 def test_email_login_on_a_live_server_and_logs_hold_no_secrets(tmp_path: Path, smtp):

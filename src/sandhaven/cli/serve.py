@@ -23,11 +23,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         else:
             p.add_argument(s.flag, dest=s.attr, default=argparse.SUPPRESS,
                            metavar=s.kind.upper(), help=s.help)
+    p.add_argument("--check-listen", action="store_true",
+                   help="only check that the address can be listened on, then exit "
+                        "(0, or 2 with the reason); creates nothing")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from sandhaven.server import serve
+    from sandhaven.server import listen, serve
 
     overrides = {s.name: getattr(args, s.attr, None) for s in SETTINGS if s.name != "data_dir"}
-    return serve(settings_from_args(args, **overrides))
+    settings = settings_from_args(args, **overrides)
+    if args.check_listen:
+        listen(settings.listen_host, settings.port).close()
+        return 0
+    return serve(settings)
