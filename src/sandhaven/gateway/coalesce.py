@@ -125,9 +125,12 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         self._head_since = self.loop.time()
         _watch_heads(self.loop, self.server_state)
 
+    _read = 0
+
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # the rest of a refused request: read and dropped (see below)
+        self._read = len(data)
         super().data_received(data)
         if self._in_head:
             # A head arriving in pieces: what the parser keeps stays bounded by
@@ -144,8 +147,10 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head, self._head_since = False, None
-        size = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
-        if size > MAX_HEAD:
+        # Measured only when the bytes read for it could hold more than MAX_HEAD
+        # (never for an ordinary request: this runs for every one).
+        if self._head_bytes + self._read > MAX_HEAD and (
+                len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers) > MAX_HEAD):
             # Stops the parser before the request is dispatched; uvicorn then
             # answers through send_400_response, which answers 431 instead.
             self._too_large = True
