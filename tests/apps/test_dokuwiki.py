@@ -29,8 +29,9 @@ from tests.ui import (
 # A session host on a shared domain over plain HTTP, where the app's cookies stay as
 # it makes them (on *.localhost and HTTPS they become Secure, which an HTTP client
 # would not send back over plain HTTP; see the cookie check below).
+ORIGIN = "http://ui-0123abcd.grains.example:6080"
 SESSION = {"Host": "ui-0123abcd.grains.example:6080", "X-Forwarded-Proto": "http",
-           "X-Sandstorm-Base-Path": "http://ui-0123abcd.grains.example:6080"}
+           "X-Sandstorm-Base-Path": ORIGIN}
 FRAMED = {"Host": "ui-0123abcd.localhost:6080", "X-Forwarded-Proto": "http",
           "X-Sandstorm-Base-Path": "http://ui-0123abcd.localhost:6080"}
 EDITOR = {**SESSION, "X-Sandstorm-User-Id": "a1b2c3", "X-Sandstorm-Permissions": "edit",

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from tests.apps.conftest import AppServer, RecipeCache, build_recipe, verified_manifest
 from tests.apps.forms import form_fields
-from tests.apps.test_dokuwiki import raw_status, session_origin
+from tests.apps.test_dokuwiki import FRAMED, ORIGIN, SESSION, raw_status, session_origin
 from tests.conftest import GrainServer
 from tests.grains.test_grains import grain_http
 from tests.ui import (
@@ -24,14 +24,10 @@ from tests.ui import (
     stop_and_reopen,
 )
 
-# A session host on a shared domain over plain HTTP, where MediaWiki's cookies stay
-# as it makes them (on *.localhost and HTTPS they become Secure, which an HTTP
-# client would not send back over plain HTTP; see the cookie check below).
-ORIGIN = "http://ui-0123abcd.grains.example:6080"
-SESSION = {"Host": "ui-0123abcd.grains.example:6080", "X-Forwarded-Proto": "http",
-           "X-Sandstorm-Base-Path": ORIGIN}
-FRAMED = {"Host": "ui-0123abcd.localhost:6080", "X-Forwarded-Proto": "http",
-          "X-Sandstorm-Base-Path": "http://ui-0123abcd.localhost:6080"}
+# SESSION (from test_dokuwiki.py) is a session host on a shared domain over plain
+# HTTP, where MediaWiki's cookies stay as it makes them (on *.localhost and HTTPS
+# they become Secure, which an HTTP client would not send back over plain HTTP;
+# see the cookie check below).
 EDITOR = {**SESSION, "X-Sandstorm-User-Id": "a1b2c3", "X-Sandstorm-Permissions": "edit",
           "X-Sandstorm-Username": "Ren%C3%A9e%20D."}
 VIEWER = {**SESSION, "X-Sandstorm-User-Id": "d4e5f6", "X-Sandstorm-Permissions": "",

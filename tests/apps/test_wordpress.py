@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.apps.conftest import AppServer, RecipeCache, build_recipe, verified_manifest
-from tests.apps.test_dokuwiki import raw_status, session_origin
+from tests.apps.test_dokuwiki import ORIGIN, SESSION, raw_status, session_origin
 from tests.conftest import GrainServer
 from tests.grains.test_grains import grain_http
 from tests.ui import (
@@ -25,10 +25,7 @@ from tests.ui import (
     stop_and_reopen,
 )
 
-# A session host on a shared domain over plain HTTP (see test_dokuwiki.py).
-ORIGIN = "http://ui-0123abcd.grains.example:6080"
-SESSION = {"Host": "ui-0123abcd.grains.example:6080", "X-Forwarded-Proto": "http",
-           "X-Sandstorm-Base-Path": ORIGIN}
+# SESSION (from test_dokuwiki.py): a session host on a shared domain over plain HTTP.
 EDITOR = {**SESSION, "X-Sandstorm-User-Id": "a1b2c3", "X-Sandstorm-Permissions": "edit",
           "X-Sandstorm-Username": "Ren%C3%A9e%20D."}
 VIEWER = {**SESSION, "X-Sandstorm-User-Id": "d4e5f6", "X-Sandstorm-Permissions": "",
